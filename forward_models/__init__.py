@@ -1,0 +1,20 @@
+"""Forward models ``A`` with exact adjoints ``Aᵀ`` for inverse problems.
+
+Every operator is a :class:`LinearOperator` (a ``torch.nn.Module``) mapping
+batched tensors ``(B, *in_shape) -> (B, *out_shape)``; all of them are listed in
+:data:`REGISTRY`, which drives the adjoint tests, the ``recon`` command and sweeps.
+"""
+
+from .base import AdjointOperator, ComposedOperator, LinearOperator, ScaledOperator, SumOperator, check_tensor
+from .cg import CGInfo, conjugate_gradient
+from .registry import REGISTRY, OperatorEntry, get_entry, primary_names, read_geometry, register, write_geometry
+from .identity import Identity
+from .blur import BOUNDARIES, Blur, disk_kernel, gaussian_kernel, load_kernel, motion_kernel
+from .noise import add_gaussian_noise, add_poisson_noise
+
+__all__ = [
+    "AdjointOperator", "BOUNDARIES", "Blur", "CGInfo", "ComposedOperator", "Identity", "LinearOperator",
+    "OperatorEntry", "REGISTRY", "ScaledOperator", "SumOperator", "add_gaussian_noise", "add_poisson_noise",
+    "check_tensor", "conjugate_gradient", "disk_kernel", "gaussian_kernel", "get_entry", "load_kernel",
+    "motion_kernel", "primary_names", "read_geometry", "register", "write_geometry",
+]

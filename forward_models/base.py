@@ -1,0 +1,344 @@
+"""The linear-operator core every forward model builds on.
+
+A :class:`LinearOperator` maps batched tensors ``(B, *in_shape)`` to
+``(B, *out_shape)`` and exposes an exact adjoint under the plain Euclidean
+inner product ``⟨a, b⟩ = Re Σ conj(a) b`` (no hidden weights: physical scale is
+folded into the operator).  Subclasses implement :meth:`_forward` and
+:meth:`_adjoint`; the base class adds input checks, autograd (the backward of
+``A`` is ``Aᵀ`` and vice versa, so hand-written kernels differentiate
+correctly), a lazy transpose ``.T``, a cached power-iteration :meth:`norm`,
+algebra (``A @ B``, ``c * A``, ``A + B``) and the data-fidelity proximal map
+:meth:`prox_l2` (conjugate gradients unless a subclass has a closed form).
+
+Devices and dtypes follow the input tensor: operators keep their geometry in
+buffers, which are moved to the input's device/dtype on use (cached per
+device/dtype), never fixed at construction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cg import CGInfo, conjugate_gradient
+
+
+def check_tensor(x: Any, name: str, shape: tuple[int, ...] | None = None, *, allow_complex: bool = False) -> None:
+    """Raise a clear ``TypeError``/``ValueError`` naming ``name`` unless ``x`` is a finite float tensor.
+
+    ``shape`` is the expected trailing (non-batch) shape; one leading batch axis is required.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point() or (allow_complex and x.is_complex())):
+        kinds = "a floating-point or complex" if allow_complex else "a floating-point"
+        raise TypeError(f"{name} must be {kinds} tensor, got dtype {x.dtype}")
+    if shape is not None and (x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape)):
+        raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+class _Apply(torch.autograd.Function):
+    """Autograd for a linear map: the backward of A is Aᵀ (and of Aᵀ is A)."""
+
+    @staticmethod
+    def forward(ctx, x, op, transpose):  # noqa: D102
+        ctx.op, ctx.transpose = op, transpose
+        ctx.in_complex = x.is_complex()
+        return op._adjoint(x) if transpose else op._forward(x)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        op = ctx.op
+        out = op._forward(g) if ctx.transpose else op._adjoint(g)
+        if not ctx.in_complex and out.is_complex():
+            out = out.real
+        return out, None, None
+
+
+class LinearOperator(nn.Module):
+    """A batched linear map with an exact adjoint.
+
+    Subclasses set :attr:`in_shape` and :attr:`out_shape` (tuples without the
+    batch axis), implement ``_forward(x)`` and ``_adjoint(y)`` on already
+    validated tensors, and for HDF5 round trips implement :meth:`geometry`
+    (constructor arguments with units) and :meth:`from_geometry`.
+
+    Attributes
+    ----------
+    in_shape, out_shape : tuple of int
+    output_complex : bool
+        Whether ``A x`` is complex for real ``x`` (e.g. a visibility operator).
+    """
+
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    output_complex: bool = False
+    input_complex: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._norm_cache: float | None = None
+        self._cast_cache: dict = {}
+
+    # ------------------------------------------------------------------ subclass API
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def geometry(self) -> dict[str, tuple[Any, str]]:
+        """Constructor arguments as ``{name: (value, units)}`` for the measurement file."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its geometry")
+
+    @classmethod
+    def from_geometry(cls, geometry: dict[str, Any]) -> "LinearOperator":
+        """Rebuild the operator from :meth:`geometry` values (units already checked)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be rebuilt from a geometry")
+
+    # ------------------------------------------------------------------ helpers
+    def buffer_as(self, name: str, ref: torch.Tensor) -> torch.Tensor:
+        """Buffer ``name`` on ``ref``'s device, in ``ref``'s real dtype (cached per device/dtype)."""
+        buf = getattr(self, name)
+        dtype = ref.real.dtype if ref.is_complex() else ref.dtype
+        if buf.is_complex():
+            dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        if not buf.is_floating_point() and not buf.is_complex():
+            dtype = buf.dtype
+        if buf.device == ref.device and buf.dtype == dtype:
+            return buf
+        key = (name, ref.device, dtype, buf.data_ptr())
+        hit = self._cast_cache.get(key)
+        if hit is None:
+            if len(self._cast_cache) > 32:
+                self._cast_cache.clear()
+            hit = buf.to(device=ref.device, dtype=dtype)
+            self._cast_cache[key] = hit
+        return hit
+
+    def _apply(self, fn, recurse=True):  # drop cached casts when the module moves
+        self._cast_cache = {}
+        return super()._apply(fn, recurse)
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x`` for ``x`` of shape ``(B, *in_shape)``; returns ``(B, *out_shape)``."""
+        check_tensor(x, "x", self.in_shape, allow_complex=self.input_complex)
+        return _Apply.apply(x, self, False)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``Aᵀ y`` for ``y`` of shape ``(B, *out_shape)``; returns ``(B, *in_shape)``."""
+        check_tensor(y, "y", self.out_shape, allow_complex=True)
+        out = _Apply.apply(y, self, True)
+        if out.is_complex() and not self.input_complex:
+            out = out.real
+        return out
+
+    @property
+    def T(self) -> "LinearOperator":  # noqa: N802 - mathematical notation
+        """The adjoint as an operator (a lazy view; no copy)."""
+        return AdjointOperator(self)
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        """``Aᵀ A x`` (subclasses override where a cheaper form exists)."""
+        return self.adjoint(self.forward(x))
+
+    def norm(self, *, n_iter: int = 200, tol: float = 1e-9, seed: int = 0, recompute: bool = False) -> float:
+        """Operator 2-norm (largest singular value) by power iteration on ``AᵀA``, cached.
+
+        Runs in float64 on the device of the operator's buffers.
+        """
+        if self._norm_cache is not None and not recompute:
+            return self._norm_cache
+        device = next((b.device for b in self.buffers()), torch.device("cpu"))
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        x = torch.randn((1, *self.in_shape), generator=g, dtype=torch.float64).to(device)
+        if self.input_complex:
+            x = torch.complex(x, torch.randn_like(x))
+        x = x / torch.linalg.vector_norm(x)
+        lam = 0.0
+        for _ in range(n_iter):
+            z = self.gram(x)
+            new = float(torch.linalg.vector_norm(z))
+            if new == 0.0:
+                lam = 0.0
+                break
+            x = z / new
+            if abs(new - lam) <= tol * new:
+                lam = new
+                break
+            lam = new
+        self._norm_cache = math.sqrt(lam)
+        return self._norm_cache
+
+    def prox_l2(
+        self,
+        v: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        tau: float | torch.Tensor,
+        x0: torch.Tensor | None = None,
+        tol: float = 1e-6,
+        max_iter: int = 100,
+        return_info: bool = False,
+    ):
+        """Data-fidelity proximal map ``argmin_x ‖A x − y‖²/2 + ‖x − v‖²/(2 τ)``.
+
+        Solves ``(AᵀA + I/τ) x = Aᵀ y + v/τ`` by conjugate gradients warm-started
+        at ``x0`` (default ``v``); subclasses with a closed form override
+        :meth:`_prox_l2_closed_form`.
+
+        Parameters
+        ----------
+        v : tensor (B, *in_shape)
+        y : tensor (B, *out_shape)
+        tau : float or tensor (B,)
+            Positive step.
+        x0 : tensor, optional
+            CG warm start.
+        tol, max_iter : CG stopping rule (ignored by closed forms).
+        return_info : bool
+            Also return a :class:`CGInfo` (iterations 0 for closed forms).
+        """
+        check_tensor(v, "v", self.in_shape, allow_complex=self.input_complex)
+        check_tensor(y, "y", self.out_shape, allow_complex=True)
+        if y.shape[0] != v.shape[0] and y.shape[0] != 1:
+            raise ValueError(f"y has batch size {y.shape[0]} but v has {v.shape[0]}")
+        tau_t = torch.as_tensor(tau, dtype=v.real.dtype, device=v.device)
+        if tau_t.ndim > 1 or (tau_t.ndim == 1 and tau_t.shape[0] != v.shape[0]):
+            raise ValueError(f"tau must be a float or a (B,) tensor, got shape {tuple(tau_t.shape)}")
+        if not bool(torch.isfinite(tau_t).all()) or bool((tau_t <= 0).any()):
+            raise ValueError(f"tau must be positive and finite, got {tau}")
+        tau_b = tau_t.reshape(-1, *([1] * len(self.in_shape))) if tau_t.ndim == 1 else tau_t
+        closed = self._prox_l2_closed_form(v, y, tau_b)
+        if closed is not None:
+            return (closed, CGInfo(0, 0.0, True)) if return_info else closed
+        rhs = self.adjoint(y) + v / tau_b
+        x, info = conjugate_gradient(
+            lambda z: self.gram(z) + z / tau_b, rhs, x0=v if x0 is None else x0, tol=tol, max_iter=max_iter
+        )
+        return (x, info) if return_info else x
+
+    def _prox_l2_closed_form(self, v, y, tau):  # noqa: D401
+        """Closed-form prox, or ``None`` to use conjugate gradients."""
+        return None
+
+    # ------------------------------------------------------------------ algebra
+    def __matmul__(self, other: "LinearOperator") -> "LinearOperator":
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return ComposedOperator(self, other)
+
+    def __mul__(self, c: float) -> "LinearOperator":
+        if isinstance(c, (int, float)) and not isinstance(c, bool):
+            return ScaledOperator(self, float(c))
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __add__(self, other: "LinearOperator") -> "LinearOperator":
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return SumOperator(self, other)
+
+    def __neg__(self) -> "LinearOperator":
+        return ScaledOperator(self, -1.0)
+
+    def __sub__(self, other: "LinearOperator") -> "LinearOperator":
+        return self + (-other)
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
+
+
+class AdjointOperator(LinearOperator):
+    """``Aᵀ`` as an operator; its adjoint is ``A`` again."""
+
+    def __init__(self, op: LinearOperator):
+        super().__init__()
+        self.op = op
+        self.in_shape, self.out_shape = op.out_shape, op.in_shape
+        self.input_complex, self.output_complex = op.output_complex, op.input_complex
+
+    def _forward(self, x):
+        return self.op._adjoint(x)
+
+    def _adjoint(self, y):
+        return self.op._forward(y)
+
+    @property
+    def T(self):  # noqa: N802
+        return self.op
+
+    def norm(self, **kw) -> float:
+        return self.op.norm(**kw)
+
+
+class ComposedOperator(LinearOperator):
+    """``A @ B``: apply ``B`` then ``A``."""
+
+    def __init__(self, a: LinearOperator, b: LinearOperator):
+        super().__init__()
+        if tuple(a.in_shape) != tuple(b.out_shape):
+            raise ValueError(f"cannot compose: left in_shape {a.in_shape} != right out_shape {b.out_shape}")
+        self.a, self.b = a, b
+        self.in_shape, self.out_shape = b.in_shape, a.out_shape
+        self.input_complex, self.output_complex = b.input_complex, a.output_complex
+
+    def _forward(self, x):
+        return self.a._forward(self.b._forward(x))
+
+    def _adjoint(self, y):
+        z = self.a._adjoint(y)
+        if z.is_complex() and not self.a.input_complex:
+            z = z.real
+        return self.b._adjoint(z)
+
+
+class ScaledOperator(LinearOperator):
+    """``c * A`` for a real scalar ``c``."""
+
+    def __init__(self, op: LinearOperator, c: float):
+        super().__init__()
+        self.op, self.c = op, float(c)
+        self.in_shape, self.out_shape = op.in_shape, op.out_shape
+        self.input_complex, self.output_complex = op.input_complex, op.output_complex
+
+    def _forward(self, x):
+        return self.c * self.op._forward(x)
+
+    def _adjoint(self, y):
+        return self.c * self.op._adjoint(y)
+
+    def norm(self, **kw) -> float:
+        return abs(self.c) * self.op.norm(**kw)
+
+
+class SumOperator(LinearOperator):
+    """``A + B`` for operators with the same shapes."""
+
+    def __init__(self, a: LinearOperator, b: LinearOperator):
+        super().__init__()
+        if tuple(a.in_shape) != tuple(b.in_shape) or tuple(a.out_shape) != tuple(b.out_shape):
+            raise ValueError(
+                f"cannot add operators of shapes {a.in_shape}->{a.out_shape} and {b.in_shape}->{b.out_shape}"
+            )
+        self.a, self.b = a, b
+        self.in_shape, self.out_shape = a.in_shape, a.out_shape
+        self.input_complex = a.input_complex or b.input_complex
+        self.output_complex = a.output_complex or b.output_complex
+
+    def _forward(self, x):
+        return self.a._forward(x) + self.b._forward(x)
+
+    def _adjoint(self, y):
+        za, zb = self.a._adjoint(y), self.b._adjoint(y)
+        if not self.input_complex:
+            za = za.real if za.is_complex() else za
+            zb = zb.real if zb.is_complex() else zb
+        return za + zb

@@ -1,0 +1,258 @@
+"""Train a denoiser on a folder of images: ``python -m priors.train --arch drunet --out checkpoints/drunet``.
+
+Patches are drawn from the training folder with flips/rotations and small
+random affine warps; noise levels are sampled uniformly in
+``[sigma_min, sigma_max]`` (blind or noise-conditioned training) or fixed.
+Adam with linear warm-up and cosine decay; checkpoints (``last.pt``, written
+atomically, holding model, optimiser, schedule and RNG states) allow exact
+resume; the checkpoint with the best PSNR on a few held-out *training*
+images is kept as ``best.pt``.  Data-parallel over processes with
+``torchrun --nproc-per-node N -m priors.train ...`` (gloo on CPU, NCCL on
+CUDA).  ``--test-folder`` runs the shared evaluation protocol at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .data import PatchSampler, list_images, read_gray
+from .evaluate import evaluate_denoiser, psnr
+from .models import build_model
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options (see ``--help``)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="drunet", help="drunet, dncnn or dnresnet")
+    p.add_argument("--channels", default="32,64,128,256", help="DRUNet channels per scale")
+    p.add_argument("--blocks", type=int, default=2, help="DRUNet residual blocks per scale / DN-ResNet blocks")
+    p.add_argument("--depth", type=int, default=17, help="DnCNN depth")
+    p.add_argument("--width", type=int, default=64, help="DnCNN / DN-ResNet feature channels")
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--norm", default=None, help="normalisation (default: the architecture's own)")
+    p.add_argument("--merge", default="add")
+    p.add_argument("--conditioning", default="channel", help="DRUNet: channel, embedding or both")
+    p.add_argument("--residual", action="store_true", help="DRUNet: predict the noise (x - net(x))")
+    p.add_argument("--blind", action="store_true", help="DnCNN/DN-ResNet: no noise-level input")
+    p.add_argument("--train-folder", default="../shared/data/train400")
+    p.add_argument("--holdout", type=int, default=8, help="last N training images kept for checkpoint selection")
+    p.add_argument("--test-folder", default=None, help="final evaluation folder (shared protocol)")
+    p.add_argument("--patch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=16, help="patches per step and process")
+    p.add_argument("--steps", type=int, default=50_000)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--loss", choices=("l1", "l2"), default="l1")
+    p.add_argument("--sigma-min", type=float, default=0.0, help="in 1/255 units")
+    p.add_argument("--sigma-max", type=float, default=50.0, help="in 1/255 units")
+    p.add_argument("--affine-prob", type=float, default=0.2)
+    p.add_argument("--freeze-bn-at", type=float, default=0.9, help="fraction of steps after which BN is frozen")
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", required=True, help="checkpoint folder (resumes from last.pt when present)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def model_config(a: argparse.Namespace) -> dict:
+    """Architecture keyword arguments from the options."""
+    smax = a.sigma_max / 255.0
+    if a.arch == "drunet":
+        cfg = dict(channels=[int(c) for c in a.channels.split(",")], n_blocks=a.blocks, activation=a.activation,
+                   merge=a.merge, conditioning=a.conditioning, norm=a.norm or "none", residual=a.residual)
+    elif a.arch == "dncnn":
+        cfg = dict(depth=a.depth, width=a.width, activation=a.activation, norm=a.norm or "batch",
+                   noise_input=not a.blind)
+    elif a.arch == "dnresnet":
+        cfg = dict(n_blocks=a.blocks, width=a.width, activation=a.activation, norm=a.norm or "none",
+                   noise_input=not a.blind)
+    else:
+        raise ValueError(f"--arch must be drunet, dncnn or dnresnet, got {a.arch!r}")
+    cfg["sigma_range"] = [a.sigma_min / 255.0, smax]
+    return cfg
+
+
+def lr_at(step: int, a: argparse.Namespace) -> float:
+    """Linear warm-up then cosine decay from ``lr`` to ``lr_min`` at ``steps``."""
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    t = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+    return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def validate(model, images: list[np.ndarray], device, sigma255: float = 25.0) -> float:
+    """Mean PSNR on held-out training images at a fixed noise level with fixed seeds."""
+    model.eval()
+    vals = []
+    for i, x in enumerate(images):
+        rng = np.random.default_rng(10_000 + i)
+        y = x + sigma255 / 255.0 * rng.standard_normal(x.shape)
+        est = model(torch.from_numpy(y.astype(np.float32))[None, None].to(device), sigma255 / 255.0)
+        vals.append(psnr(np.clip(est[0, 0].double().cpu().numpy(), 0, 1), x))
+    model.train()
+    return float(np.mean(vals))
+
+
+def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one place
+    """Train; returns a process exit code."""
+    a = parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    files = list_images(a.train_folder)
+    if a.holdout >= len(files):
+        raise ValueError(f"--holdout {a.holdout} leaves no training images in {a.train_folder}")
+    train_files, held = (files[: len(files) - a.holdout], files[len(files) - a.holdout :]) if a.holdout else (files, [])
+    train_imgs = [read_gray(f) for f in train_files]
+    held_imgs = [read_gray(f) for f in held]
+
+    torch.manual_seed(a.seed)
+    cfg = model_config(a)
+    model = build_model(a.arch, **cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
+    noise_gen = torch.Generator(device=device).manual_seed(a.seed * 1000 + 500 + rank)
+    step, best, history = 0, -float("inf"), []
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=True)
+        if ck["arch"] != a.arch or json.loads(ck["config"]) != json.loads(json.dumps(cfg)):
+            raise ValueError(f"{last} was trained with another architecture/config; use a new --out")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, best = int(ck["step"]), float(ck["best"])
+        history = json.loads(ck["history"])
+        gen.set_state(ck["gen"][rank] if world > 1 else ck["gen"][0])
+        noise_gen.set_state(ck["noise_gen"][rank] if world > 1 else ck["noise_gen"][0])
+        if rank == 0:
+            print(f"resumed from {last} at step {step} (best held-out PSNR {best:.2f} dB)", flush=True)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    sampler = PatchSampler(train_imgs, a.patch, affine_prob=a.affine_prob, generator=gen)
+
+    stop = {"now": False}
+
+    def _handle(signum, frame):  # finish the step, checkpoint, exit
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+
+    def checkpoint():
+        gens = [gen.get_state()]
+        ngens = [noise_gen.get_state().cpu()]
+        if world > 1:
+            gens_all = [None] * world
+            ngens_all = [None] * world
+            dist.all_gather_object(gens_all, gens[0])
+            dist.all_gather_object(ngens_all, ngens[0])
+            gens, ngens = gens_all, ngens_all
+        if rank == 0:
+            _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(),
+                              optimizer=opt.state_dict(), step=step, best=best, history=json.dumps(history),
+                              gen=gens, noise_gen=ngens), last)
+
+    use_bar = rank == 0 and not a.no_progress and sys.stderr.isatty()
+    bar = None
+    if use_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=a.steps, initial=step, desc=f"train {a.arch}")
+    t_start = time.time()
+    running = 0.0
+    model.train()
+    frozen = False
+    while step < a.steps and not stop["now"]:
+        if a.arch == "dncnn" and not frozen and step >= a.freeze_bn_at * a.steps:
+            from .nn import freeze_batchnorm
+
+            freeze_batchnorm(model)
+            frozen = True
+        for grp in opt.param_groups:
+            grp["lr"] = lr_at(step, a)
+        x = sampler.sample(a.batch).to(device)
+        sig = (a.sigma_min + (a.sigma_max - a.sigma_min) * torch.rand(a.batch, device=device, generator=noise_gen)) / 255
+        noise = torch.randn(x.shape, device=device, generator=noise_gen) * sig[:, None, None, None]
+        est = ddp(x + noise, sig)
+        loss = F.l1_loss(est, x) if a.loss == "l1" else F.mse_loss(est, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step, a):.1e}")
+        if a.eval_every and step % a.eval_every == 0 and rank == 0 and held_imgs:
+            v = validate(model, held_imgs, device)
+            history.append(dict(step=step, loss=running, val_psnr25=v, minutes=(time.time() - t_start) / 60))
+            msg = f"step {step}: loss {running:.5f} held-out PSNR(25) {v:.2f} dB"
+            if v > best:
+                best = v
+                _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
+                                  val_psnr25=v), out / "best.pt")
+                msg += " (best)"
+            print(msg, flush=True)
+        if world > 1 and a.eval_every and step % a.eval_every == 0:
+            dist.barrier()
+        if step % a.ckpt_every == 0:
+            checkpoint()
+        if a.max_minutes and (time.time() - t_start) / 60 > a.max_minutes:
+            stop["now"] = True
+        if world > 1:
+            flag = torch.tensor([1.0 if stop["now"] else 0.0])
+            dist.all_reduce(flag)
+            stop["now"] = bool(flag.item() > 0)
+    checkpoint()
+    if bar is not None:
+        bar.close()
+    if rank == 0 and a.test_folder and step >= a.steps:
+        best_path = out / "best.pt"
+        if best_path.exists():
+            model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
+        for s in (15, 25, 50):
+            r = evaluate_denoiser(model, a.test_folder, s, device=str(device))
+            print(f"test sigma={s}: mean PSNR {r['mean_psnr']:.2f} dB", flush=True)
+    if world > 1:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
