@@ -11,10 +11,11 @@ from .registry import REGISTRY, OperatorEntry, get_entry, primary_names, read_ge
 from .identity import Identity
 from .blur import BOUNDARIES, Blur, disk_kernel, gaussian_kernel, load_kernel, motion_kernel
 from .noise import add_gaussian_noise, add_poisson_noise
+from .radon import Radon, angles_from_degrees, fbp
 
 __all__ = [
     "AdjointOperator", "BOUNDARIES", "Blur", "CGInfo", "ComposedOperator", "Identity", "LinearOperator",
-    "OperatorEntry", "REGISTRY", "ScaledOperator", "SumOperator", "add_gaussian_noise", "add_poisson_noise",
-    "check_tensor", "conjugate_gradient", "disk_kernel", "gaussian_kernel", "get_entry", "load_kernel",
+    "OperatorEntry", "REGISTRY", "Radon", "ScaledOperator", "SumOperator", "add_gaussian_noise", "add_poisson_noise", "angles_from_degrees",
+    "check_tensor", "conjugate_gradient", "disk_kernel", "fbp", "gaussian_kernel", "get_entry", "load_kernel",
     "motion_kernel", "primary_names", "read_geometry", "register", "write_geometry",
 ]

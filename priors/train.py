@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .data import PatchSampler, list_images, read_gray
 from .evaluate import evaluate_denoiser, psnr
 from .models import build_model
+from .nn import freeze_batchnorm
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -72,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop (with a checkpoint) at this step without changing the schedule; resume later")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
@@ -133,6 +136,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.ckpt_every < 1:
+        raise ValueError(f"--ckpt-every must be >= 1, got {a.ckpt_every}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -159,6 +164,9 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         opt.load_state_dict(ck["optimizer"])
         step, best = int(ck["step"]), float(ck["best"])
         history = json.loads(ck["history"])
+        if len(ck["gen"]) != world:
+            raise ValueError(f"{last} was written by {len(ck['gen'])} process(es); resume with the same number "
+                             f"(now {world}) so the random streams continue exactly")
         gen.set_state(ck["gen"][rank] if world > 1 else ck["gen"][0])
         noise_gen.set_state(ck["noise_gen"][rank] if world > 1 else ck["noise_gen"][0])
         if rank == 0:
@@ -171,8 +179,12 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     def _handle(signum, frame):  # finish the step, checkpoint, exit
         stop["now"] = True
 
-    signal.signal(signal.SIGTERM, _handle)
-    signal.signal(signal.SIGINT, _handle)
+    old_handlers = {}
+    for sig_num in (signal.SIGTERM, signal.SIGINT):
+        try:  # only the main thread may install handlers; restored at the end for in-process callers
+            old_handlers[sig_num] = signal.signal(sig_num, _handle)
+        except ValueError:
+            pass
 
     def checkpoint():
         gens = [gen.get_state()]
@@ -198,12 +210,15 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     running = 0.0
     model.train()
     frozen = False
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     while step < a.steps and not stop["now"]:
-        if a.arch == "dncnn" and not frozen and step >= a.freeze_bn_at * a.steps:
-            from .nn import freeze_batchnorm
-
+        if has_bn and not frozen and step >= a.freeze_bn_at * a.steps:
             freeze_batchnorm(model)
             frozen = True
+            if world > 1:
+                # DDP's reducer expects a gradient for every parameter it was built with; rebuild it
+                # now that the BatchNorm parameters no longer require one.
+                ddp = torch.nn.parallel.DistributedDataParallel(model)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, a)
         x = sampler.sample(a.batch).to(device)
@@ -221,6 +236,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step, a):.1e}")
         if a.eval_every and step % a.eval_every == 0 and rank == 0 and held_imgs:
             v = validate(model, held_imgs, device)
+            if frozen:  # validate() ends with model.train(), which unfreezes BatchNorm statistics
+                freeze_batchnorm(model)
             history.append(dict(step=step, loss=running, val_psnr25=v, minutes=(time.time() - t_start) / 60))
             msg = f"step {step}: loss {running:.5f} held-out PSNR(25) {v:.2f} dB"
             if v > best:
@@ -234,6 +251,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         if step % a.ckpt_every == 0:
             checkpoint()
         if a.max_minutes and (time.time() - t_start) / 60 > a.max_minutes:
+            stop["now"] = True
+        if a.stop_at is not None and step >= a.stop_at:
             stop["now"] = True
         if world > 1:
             flag = torch.tensor([1.0 if stop["now"] else 0.0])
@@ -251,6 +270,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             print(f"test sigma={s}: mean PSNR {r['mean_psnr']:.2f} dB", flush=True)
     if world > 1:
         dist.destroy_process_group()
+    for sig_num, handler in old_handlers.items():
+        signal.signal(sig_num, handler)
     return 0
 
 

@@ -1,0 +1,208 @@
+"""Benchmark the Radon operator against scikit-image (and ASTRA's CPU projector when installed).
+
+For each image size (default 256² and 512², 180 angles, float32) and each implementation it times the
+forward projection and the backprojection (median of ``--repeats`` runs after one warm-up run) and
+measures peak memory, then prints one table with the speed-up over scikit-image from the same run.
+
+Implementations
+---------------
+recon-numba  ``forward_models.Radon`` compiled CPU kernel (the default on CPU).
+recon-torch  ``forward_models.Radon(backend="torch")`` (the CUDA path, here run on CPU).
+skimage      ``skimage.transform.radon(circle=False)``; backprojection = ``iradon(filter_name=None,
+             circle=False)`` (pixel-driven, unfiltered: the closest skimage has to Aᵀ).
+astra        ASTRA CPU ``linear`` (Joseph) projector, when ``import astra`` works.
+
+Memory method
+-------------
+Every (implementation, operation, size) case runs in its own subprocess.  The subprocess first runs
+the case on a 32² image (imports, numba JIT/cache load), creates the full-size input, then resets
+the kernel's peak-RSS counter (``/proc/self/clear_refs``; without it, the ``ru_maxrss`` high-water
+mark is used and the figure is an upper bound) and records the current RSS.  ``peak ΔRSS`` is the
+peak resident set size reached while building the operator and running all timed calls, minus that
+baseline: the operator's own memory (geometry, outputs, temporaries) for numpy *and* torch
+allocations.  ``peak RSS`` is the whole process (Python, torch and numba included).
+
+Threads: ``torch.set_num_threads(T)`` and ``numba.set_num_threads(T)`` with ``T = --threads`` (2).
+
+Usage::
+
+    python examples/benchmarks/radon.py                 # 256 and 512: recon-numba, skimage, astra
+    python examples/benchmarks/radon.py --sizes 512 --repeats 7
+    python examples/benchmarks/radon.py --sizes 256 --impls recon-numba recon-torch skimage
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMPLS = ("recon-numba", "recon-torch", "skimage", "astra")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------------- one case (subprocess)
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb(reset: bool) -> float:
+    if reset:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _make(impl: str, op: str, n: int, n_angles: int):
+    """Return (setup, run): setup() builds the operator and the input, run(state) does one call."""
+    theta = np.linspace(0.0, 180.0, n_angles, endpoint=False)
+    rng = np.random.default_rng(0)
+    x = rng.random((n, n), dtype=np.float32)
+    if impl.startswith("recon"):
+        import torch
+
+        from forward_models import Radon, angles_from_degrees
+
+        backend = impl.split("-")[1]
+        xt = torch.from_numpy(x)[None, None]
+
+        def setup():
+            A = Radon((n, n), angles_from_degrees(theta), backend=backend)
+            arg = xt if op == "forward" else torch.from_numpy(
+                rng.random((1, 1, A.n_detectors, n_angles), dtype=np.float32))
+            return (A if op == "forward" else A.adjoint), arg
+
+        return setup, lambda s: s[0](s[1])
+    if impl == "skimage":
+        from skimage.transform import iradon, radon
+
+        def setup():
+            if op == "forward":
+                return x
+            nd = int(np.ceil(np.sqrt(2) * n))
+            return rng.random((nd, n_angles), dtype=np.float32)
+
+        if op == "forward":
+            return setup, lambda s: radon(s, theta=theta, circle=False)
+        return setup, lambda s: iradon(s, theta=theta, filter_name=None, circle=False, output_size=n)
+    if impl == "astra":
+        import astra  # noqa: F401  (ImportError -> case skipped)
+
+        def setup():
+            nd = int(np.ceil(np.sqrt(2) * n))
+            vol = astra.create_vol_geom(n, n)
+            proj = astra.create_proj_geom("parallel", 1.0, nd, np.deg2rad(theta))
+            pid = astra.create_projector("linear", proj, vol)
+            arg = x if op == "forward" else rng.random((n_angles, nd), dtype=np.float32)
+            return pid, arg
+
+        def run(s):
+            pid, arg = s
+            if op == "forward":
+                i, out = astra.create_sino(arg, pid)
+            else:
+                i, out = astra.create_backprojection(arg, pid)
+            astra.data2d.delete(i)
+            return out
+
+        return setup, run
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    try:
+        setup_small, run_small = _make(impl, op, 32, n_angles)
+    except ImportError as exc:
+        return {"skipped": f"{impl}: {exc}"}
+    run_small(setup_small())  # imports, JIT / cache load
+    setup, run = _make(impl, op, n, n_angles)
+    reset = _reset_peak()
+    base = _rss_mb()
+    state = setup()
+    run(state)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(state)
+        times.append(time.perf_counter() - t0)
+    peak = _peak_mb(reset)
+    return {"median_s": float(np.median(times)), "min_s": float(min(times)), "peak_delta_mb": peak - base,
+            "peak_mb": peak, "peak_reset": reset}
+
+
+# ---------------------------------------------------------------------------- driver
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--angles", type=int, default=180)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--impls", nargs="+", default=["recon-numba", "skimage", "astra"], choices=IMPLS,
+                   help="recon-torch (the CUDA code path) is slow on CPU and off by default")
+    p.add_argument("--case", nargs=3, metavar=("IMPL", "OP", "N"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.case:
+        impl, op, n = args.case
+        print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads)))
+        return
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    rows = []
+    for n in args.sizes:
+        for op in ("forward", "adjoint"):
+            for impl in args.impls:
+                cmd = [sys.executable, __file__, "--case", impl, op, str(n), "--angles", str(args.angles),
+                       "--repeats", str(args.repeats), "--threads", str(args.threads)]
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if res.returncode != 0:
+                    print(f"[{impl} {op} {n}] failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                out = json.loads(res.stdout.strip().splitlines()[-1])
+                if "skipped" in out:
+                    print(f"[skipped] {out['skipped']}", file=sys.stderr)
+                    continue
+                rows.append((n, op, impl, out))
+                print(f"  {n}² {op:8s} {impl:12s} {out['median_s'] * 1e3:9.1f} ms", file=sys.stderr, flush=True)
+    print(f"\nRadon benchmark: {args.angles} angles, float32, {args.threads} threads, "
+          f"median of {args.repeats} (after warm-up); cpu count {os.cpu_count()}")
+    print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'x skimage':>10} "
+          f"{'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
+    for n, op, impl, out in rows:
+        ref = next((o for m, q, i, o in rows if m == n and q == op and i == "skimage"), None)
+        ratio = f"{ref['median_s'] / out['median_s']:10.1f}" if ref else f"{'-':>10}"
+        print(f"{n:>5}² {op:8} {impl:12} {out['median_s'] * 1e3:10.1f} {out['min_s'] * 1e3:8.1f} {ratio} "
+              f"{out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
+    print("(skimage adjoint = iradon(filter_name=None), a pixel-driven backprojection; "
+          "x skimage = skimage median / median)")
+
+
+if __name__ == "__main__":
+    main()

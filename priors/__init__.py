@@ -1,0 +1,81 @@
+"""Priors for inverse problems: learned and classical denoisers, building blocks, coordinate networks.
+
+``load_denoiser(name)`` returns a ready :class:`Denoiser` ``D(x, sigma)``:
+
+* learned: ``"drunet"``, ``"dncnn"``, ``"dnresnet"`` -- the weights shipped in
+  ``priors/weights/NAME.safetensors`` (trained here on Train400), or the
+  user's own / published weights with ``weights=path``;
+* classical: ``"tv"``, ``"wavelet"``, ``"bm3d"`` (the last needs the optional ``bm3d`` package).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Denoiser
+
+__all__ = ["Denoiser", "load_denoiser", "DENOISERS"]
+
+LEARNED = ("drunet", "dncnn", "dnresnet")
+CLASSICAL = ("tv", "wavelet", "bm3d")
+DENOISERS = LEARNED + CLASSICAL
+
+
+def load_denoiser(name: str, *, weights: str | Path | None = None, device=None) -> Denoiser:
+    """Return the denoiser called ``name``, ready for inference.
+
+    Parameters
+    ----------
+    name : {"drunet", "dncnn", "dnresnet", "tv", "wavelet", "bm3d"}
+        Which denoiser.
+    weights : path, optional
+        Learned denoisers only: a ``.safetensors`` file (written by
+        :func:`priors.weights.save_weights`, sha256-checked against its JSON
+        sidecar) or a published ``.pth`` state dict (loaded with
+        ``torch.load(weights_only=True)``; the published DnCNN ``model.{0,2,...}``
+        and DRUNet layouts are recognised and the matching configuration is
+        built).  Default: the weights shipped with the package.
+    device : str or torch.device, optional
+        Where to put a learned network (default CPU).  Classical denoisers
+        follow the input's device.
+
+    Returns
+    -------
+    Denoiser in eval mode; learned networks have ``requires_grad=False``
+    parameters (gradients with respect to the input still flow).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name``, ``weights`` given for a classical denoiser, or a
+        weights file of another architecture / corrupt file.
+    FileNotFoundError
+        No shipped weights for ``name`` yet, or ``weights`` does not exist.
+    """
+    if not isinstance(name, str) or name.lower() not in DENOISERS:
+        raise ValueError(f"name must be one of {', '.join(DENOISERS)}, got {name!r}")
+    name = name.lower()
+    if name in CLASSICAL:
+        if weights is not None:
+            raise ValueError(f"weights: the classical denoiser {name!r} has no weights")
+        from . import classical
+
+        cls = {"tv": classical.TVDenoiser, "wavelet": classical.WaveletDenoiser, "bm3d": classical.BM3DDenoiser}
+        den = cls[name]()
+        if name == "bm3d":
+            classical.BM3DDenoiser._import()  # fail now, with the install hint, rather than at the first call
+        return den.eval()
+    from .weights import WEIGHTS_DIR, build_from_weights
+
+    if weights is None:
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no shipped weights for {name!r} ({path} is missing). Train them with "
+                f"`python -m priors.train --arch {name} --out checkpoints/{name}` and export with "
+                f"`python -m priors.weights checkpoints/{name}/best.pt --name {name}`, "
+                "or pass weights= the path of your own or published weights."
+            )
+    else:
+        path = Path(weights)
+    return build_from_weights(path, arch=name, device=device)

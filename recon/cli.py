@@ -1,0 +1,431 @@
+"""The ``recon`` command: simulate, run, compare, demo, info.
+
+Heavy modules (torch, h5py, matplotlib) are imported inside the subcommands so
+``recon --help`` answers instantly.  Bad input (a malformed file, a missing
+folder, an unknown option) prints one line naming the file and the problem and
+exits with status 2; ``--debug`` shows the traceback instead.  Outputs are
+written atomically, so an error or a kill never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+SOLVER_NAMES = ("pnp-admm", "hqs", "cg", "tv", "fbp", "coordinate")
+PRIOR_NAMES = ("drunet", "dncnn", "tv", "wavelet", "bm3d", "coordinate", "none")
+
+
+class BadInput(ValueError):
+    """A user error: printed as one line, exit status 2."""
+
+
+# ============================================================================ helpers
+def _command_line(argv) -> str:
+    return "recon " + shlex.join(str(a) for a in argv)
+
+
+def _parse_value(text: str):
+    """Option values: JSON when they parse (numbers, true/false, lists), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_options(pairs) -> dict:
+    out = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise BadInput(f"--option {item!r} must be KEY=VALUE")
+        k, v = item.split("=", 1)
+        k = k.strip().replace("-", "_")
+        if not k.isidentifier():
+            raise BadInput(f"--option {item!r}: {k!r} is not a valid option name")
+        out[k] = _parse_value(v)
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def _finite_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+# ============================================================================ subcommands
+def cmd_simulate(args, argv) -> int:
+    import numpy as np
+
+    from . import api
+    from .io import check_output_path, sha256_file, write_measurement
+
+    out = check_output_path(args.output, [p for p in (args.image, args.kernel) if p and Path(p).is_file()])
+    if args.noise_sigma < 0:
+        raise BadInput(f"--noise-sigma must be >= 0, got {args.noise_sigma}")
+    parents = []
+    geometry = None
+    if args.geometry:
+        try:
+            geometry = json.loads(args.geometry)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"--geometry is not valid JSON: {e.msg}") from None
+        if not isinstance(geometry, dict):
+            raise BadInput("--geometry must be a JSON object {argument: value}")
+    if args.forward_model == "blackhole":
+        if args.image:
+            raise BadInput("blackhole simulates from --emission (a 3-D truth), not --image")
+        from .simulate_blackhole import hotspot_truth
+
+        op = api.build_operator("blackhole", spin=args.spin, inclination=args.inclination, frames=args.frames,
+                                observation=args.observation, size=args.size, geometry=geometry)
+        truth = hotspot_truth(op, kind=args.emission)
+    else:
+        image = args.image or "camera"
+        if Path(image).is_file():
+            parents.append({"path": str(image), "sha256": sha256_file(image)})
+        truth = api.load_image(image, size=args.size)
+        if args.kernel and str(args.kernel).endswith(".npy") and Path(args.kernel).is_file():
+            parents.append({"path": str(args.kernel), "sha256": sha256_file(args.kernel)})
+        op = api.build_operator(args.forward_model, image_shape=truth.shape[1:], kernel=args.kernel or "gaussian:2",
+                                boundary=args.boundary, angles=args.angles, geometry=geometry)
+        if tuple(op.in_shape) != tuple(truth.shape):
+            raise BadInput(f"the image has shape {truth.shape} but the forward model expects {op.in_shape}")
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "output")}
+    prov = {"generator": "recon simulate", "command": _command_line(argv), "config": config, "parents": parents}
+    m = api.simulate(op, np.asarray(truth), noise_sigma=float(args.noise_sigma), seed=args.seed, provenance=prov)
+    write_measurement(out, m)
+    print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}, truth {tuple(m.ground_truth.shape)}, "
+          f"sigma {m.sigma if m.sigma is not None else 0}")
+    return EXIT_OK
+
+
+def cmd_run(args, argv) -> int:
+    from . import api
+    from .io import check_output_path, write_fits
+
+    m = api.load_measurement(args.input)
+    out = check_output_path(args.output, [args.input])
+    check_output_path(out.with_suffix(".png"), [args.input], what="preview")
+    sky = None
+    if args.fits:
+        check_output_path(args.fits, [args.input, out], what="FITS output")
+        sky = _sky_fn(m)
+    options = _parse_options(args.option)
+    if args.iterations is not None:
+        options.setdefault("iterations", args.iterations)
+    solver = args.solver or "auto"
+    ckpt = None
+    if args.checkpoint_every or args.resume:
+        from .checkpoint import Checkpointer
+
+        ckpt_path = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name + ".ckpt")
+        check_output_path(ckpt_path, [args.input, out], what="checkpoint")
+        ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume,
+                            run_key={"input_sha256": _sha(args.input), "solver": solver, "prior": args.prior,
+                                     "options": options, "seed": args.seed, "dtype": args.dtype})
+    if ckpt is not None:
+        r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=args.threads,
+                     dtype=args.dtype, **options)
+    else:
+        r = api.reconstruct(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed,
+                            threads=args.threads, dtype=args.dtype, **options)
+    r.provenance["generator"] = "recon run"
+    r.provenance["command"] = _command_line(argv)
+    api.save_reconstruction(r, out, inputs=[args.input])
+    if args.fits:
+        info = _sky_image(r, sky)
+        write_fits(args.fits, info.pop("image"), overwrite_inputs=[args.input, out], **info)
+    if ckpt is not None:
+        ckpt.cleanup()
+    met = r.metrics
+    parts = [f"wrote {out}", f"{r.solver}/{r.prior}"]
+    if met.get("psnr") is not None:
+        parts.append(f"PSNR {met['psnr']:.2f} dB")
+    if met.get("ssim") is not None:
+        parts.append(f"SSIM {met['ssim']:.4f}")
+    parts.append(f"misfit {met['data_misfit']:.4g}")
+    parts.append(f"{met['wall_time_s']:.2f} s")
+    print(", ".join(parts))
+    return EXIT_OK
+
+
+def _sha(path) -> str:
+    from .io import sha256_file
+
+    return sha256_file(path)
+
+
+def _sky_fn(m):
+    """A function returning FITS WCS arguments for ``m``'s operator, or ``BadInput`` if it has no sky."""
+    op = m.operator()
+    sky = getattr(op, "sky_geometry", None)
+    if callable(sky):
+        return sky
+    if hasattr(op, "alpha") and hasattr(op, "beta"):  # screen coordinates in M (black-hole models)
+        from .simulate_blackhole import sky_geometry
+
+        return lambda: sky_geometry(op)
+    raise BadInput(f"--fits needs a sky-image forward model; {m.forward_model} has no sky geometry")
+
+
+def _sky_image(r, sky) -> dict:
+    """The 2-D sky image of a reconstruction for FITS: the model image ``A x`` averaged over frames."""
+    import numpy as np
+    import torch
+
+    op = r.measurement.operator()
+    with torch.no_grad():
+        img = op.forward(torch.as_tensor(r.x, dtype=torch.float64)[None])[0].numpy()
+    while img.ndim > 2:
+        img = img.mean(axis=0)
+    info = dict(sky())
+    info["image"] = np.asarray(img)
+    return info
+
+
+def cmd_compare(args, argv) -> int:
+    from .compare import compare_files
+
+    priors = [p.strip() for p in args.priors.split(",") if p.strip()]
+    if not priors:
+        raise BadInput("--priors is empty")
+    if args.workers and args.scheduler:
+        raise BadInput("use either --workers or --scheduler, not both")
+    options = _parse_options(args.option)
+    result = compare_files(args.inputs, priors=priors, out=args.output, solver=args.solver,
+                           iterations=args.iterations, workers=args.workers, scheduler=args.scheduler,
+                           seed=args.seed, options=options, command=_command_line(argv), progress=True)
+    print(result.markdown)
+    print(f"report written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_demo(args, argv) -> int:
+    from .demo import run_demo
+
+    report = run_demo(out=args.output, size=args.size, workers=args.workers, quick=args.quick,
+                      command=_command_line(argv))
+    print(report.markdown)
+    print(f"report written to {args.output}")
+    return EXIT_OK
+
+
+def cmd_info(args, argv) -> int:
+    from .io import file_kind, read_measurement, read_reconstruction
+
+    for i, path in enumerate(args.files):
+        kind = file_kind(path) if Path(path).exists() else None
+        if kind == "recon-reconstruction":
+            r = read_reconstruction(path)
+            text = _describe_measurement(r.measurement, header=f"{path}: reconstruction")
+            text += [f"  reconstruction x: shape {tuple(r.x.shape)}, solver {r.solver}, prior {r.prior}"]
+            if r.weights_sha256:
+                text.append(f"  prior weights sha256: {r.weights_sha256}")
+            if r.options:
+                text.append(f"  options: {json.dumps(r.options, sort_keys=True)}")
+            for k, v in sorted(r.metrics.items()):
+                text.append(f"  {k}: {v:.6g}")
+            if r.history:
+                text.append("  history: " + ", ".join(f"{k}[{len(v)}]" for k, v in sorted(r.history.items())))
+        else:
+            m = read_measurement(path)
+            text = _describe_measurement(m, header=f"{path}: measurement")
+        if i:
+            print()
+        print("\n".join(text))
+    return EXIT_OK
+
+
+def _describe_measurement(m, *, header: str) -> list[str]:
+    import numpy as np
+
+    entry = m.entry
+    lines = [f"{header} (format {m.format_version}, written by recon {m.software_version}, {m.created})",
+             f"  forward model: {m.forward_model} -- {entry.description}"]
+    lines.append("  geometry:")
+    for k in sorted(m.geometry):
+        v = m.geometry[k]
+        arr = np.asarray(v)
+        shown = repr(v) if isinstance(v, str) else (
+            np.array2string(arr, precision=4, threshold=6) if arr.size <= 6 else
+            f"array {arr.shape} {arr.dtype} in [{arr.min():.4g}, {arr.max():.4g}]")
+        lines.append(f"    {k} = {shown} [{m.geometry_units.get(k, '')}]")
+    y = m.y
+    lines.append(f"  data y: shape {tuple(y.shape)} {y.dtype}, units {m.units!r}, "
+                 f"range [{np.abs(y).min() if np.iscomplexobj(y) else y.min():.4g}, "
+                 f"{np.abs(y).max() if np.iscomplexobj(y) else y.max():.4g}]")
+    lines.append(f"  noise sigma: {m.sigma if m.sigma is not None else 'not given'}")
+    if m.weights is not None:
+        lines.append(f"  weights: shape {tuple(m.weights.shape)}")
+    if m.mask is not None:
+        lines.append(f"  mask: {int(np.asarray(m.mask).sum())} of {np.asarray(m.mask).size} used")
+    if m.ground_truth is not None:
+        gt = m.ground_truth
+        lines.append(f"  ground truth x: shape {tuple(gt.shape)} in [{gt.min():.4g}, {gt.max():.4g}]")
+    else:
+        lines.append("  ground truth: none")
+    p = m.provenance
+    if p:
+        lines.append(f"  provenance: generator {p.get('generator', '')!r}, seed {p.get('seed')}")
+        if p.get("command"):
+            lines.append(f"    command: {p['command']}")
+        for par in p.get("parents", []):
+            lines.append(f"    parent: {par.get('path')} sha256 {par.get('sha256', '')[:16]}...")
+    return lines
+
+
+# ============================================================================ parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+
+    p = argparse.ArgumentParser(
+        prog="recon", parents=[common],
+        description="Inverse problems from HDF5 measurement files: simulate, reconstruct, compare priors.",
+        epilog="Start with `recon demo`. `recon SUBCOMMAND --help` describes each subcommand.")
+    sub = p.add_subparsers(dest="command", metavar="{simulate,run,compare,demo,info}")
+
+    s = sub.add_parser("simulate", parents=[common], help="simulate a measurement file from a test image",
+                       description="Simulate y = A x + noise from a test image and write a measurement file "
+                                   "that keeps the truth and the exact command.")
+    s.add_argument("--forward-model", required=True, metavar="NAME",
+                   help="registered forward model: denoise, blur, radon, blackhole, ...")
+    s.add_argument("--image", help="camera, shepp-logan (bundled with scikit-image) or a PNG file "
+                                   "(values/255 in [0, 1]); default camera")
+    s.add_argument("--emission", default="hotspot", choices=["hotspot"],
+                   help="3-D emission truth for blackhole (default hotspot)")
+    s.add_argument("--size", type=_positive_int, help="image side in pixels (default 128 for bundled images; "
+                                                       "PNG files keep their size unless given)")
+    s.add_argument("--kernel", help="blur: gaussian:STD, motion:LENGTH:ANGLE, disk:RADIUS or a .npy file "
+                                    "(default gaussian:2)")
+    s.add_argument("--boundary", default="circular", choices=["circular", "zero", "reflect", "symmetric"],
+                   help="blur boundary (default circular)")
+    s.add_argument("--angles", type=_positive_int, default=60, help="radon: number of views over 180 degrees "
+                                                                     "(default 60)")
+    s.add_argument("--spin", type=_finite_float, default=0.5, help="blackhole: spin a/M in [0, 1) (default 0.5)")
+    s.add_argument("--inclination", type=_finite_float, default=60.0,
+                   help="blackhole: observer inclination in degrees (default 60)")
+    s.add_argument("--frames", type=_positive_int, default=8, help="blackhole: movie frames (default 8)")
+    s.add_argument("--observation", default="movie", choices=["movie", "lightcurve", "visibilities"],
+                   help="blackhole: what is observed (default movie)")
+    s.add_argument("--geometry", help="any forward model: its constructor arguments as a JSON object")
+    s.add_argument("--noise-sigma", type=_finite_float, default=0.01,
+                   help="Gaussian noise standard deviation in the units of A x (image in [0, 1]; default 0.01)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
+    s.add_argument("-o", "--output", required=True, help="measurement file to write (.h5)")
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("run", parents=[common], help="reconstruct a measurement file",
+                       description="Reconstruct a measurement file; writes /reconstruction/x, its history, "
+                                   "PSNR/SSIM when the file has a truth, and a PNG preview beside the output.")
+    r.add_argument("input", help="measurement file (.h5)")
+    r.add_argument("--solver", default="auto", metavar="NAME",
+                   help=f"{', '.join(SOLVER_NAMES)} (default: chosen from the prior)")
+    r.add_argument("--prior", default="none", metavar="NAME", help=f"{', '.join(PRIOR_NAMES)} (default none)")
+    r.add_argument("--iterations", type=_positive_int, help="solver iterations (default: the solver's)")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="solver option, repeatable (e.g. --option lam=0.01 --option rho=1)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    r.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's)")
+    r.add_argument("--seed", type=_nonneg_int, default=0, help="seed for stochastic solvers (default 0)")
+    r.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="N",
+                   help="write a checkpoint of the solver state every N iterations")
+    r.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default OUTPUT.ckpt)")
+    r.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
+    r.add_argument("--fits", metavar="PATH", help="also write the model sky image as FITS (astronomy models)")
+    r.add_argument("-o", "--output", required=True, help="reconstruction file to write (.h5)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", parents=[common], help="every prior on every measurement file: a report",
+                       description="Run every prior on every measurement file and write a Markdown/CSV table, "
+                                   "a figure grid and an HDF5 file with all results into the output folder.")
+    c.add_argument("inputs", nargs="+", help="measurement files (.h5)")
+    c.add_argument("--priors", default="tv,none", help="comma-separated priors (default tv,none)")
+    c.add_argument("--solver", default="auto", help="solver for denoiser priors (default: per prior)")
+    c.add_argument("--iterations", type=_positive_int, help="iterations for every solver")
+    c.add_argument("--option", action="append", metavar="KEY=VALUE", help="option passed to every solver")
+    c.add_argument("--workers", type=_nonneg_int, default=0, help="run jobs on a local Dask cluster of N workers")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="run jobs on an existing Dask cluster")
+    c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("-o", "--output", required=True, help="report folder (created if its parent exists)")
+    c.set_defaults(func=cmd_compare)
+
+    d = sub.add_parser("demo", parents=[common], help="simulate, reconstruct and compare on bundled images",
+                       description="The main job on embedded defaults: one measurement per forward model, every "
+                                   "shipped prior, a report with a table and a figure.")
+    d.add_argument("-o", "--output", "--out", default="recon-demo", help="report folder (default ./recon-demo)")
+    d.add_argument("--size", type=_positive_int, default=128, help="image side (default 128)")
+    d.add_argument("--workers", type=_nonneg_int, default=0, help="local Dask workers (default: sequential)")
+    d.add_argument("--quick", action="store_true", help="tiny sizes and few iterations (a smoke test)")
+    d.set_defaults(func=cmd_demo)
+
+    i = sub.add_parser("info", parents=[common], help="summarise measurement or reconstruction files")
+    i.add_argument("files", nargs="+")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``recon`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    debug = args.debug or os.environ.get("RECON_DEBUG") == "1"
+    try:
+        return int(args.func(args, argv) or 0)
+    except KeyboardInterrupt:
+        print("recon: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error becomes one line unless --debug
+        if debug:
+            raise
+        from .io import MeasurementFileError
+
+        msg = " ".join(str(e).split()) or type(e).__name__
+        if isinstance(e, (MeasurementFileError, BadInput, ValueError, TypeError, FileNotFoundError,
+                          PermissionError, IsADirectoryError, NotADirectoryError)):
+            print(f"recon {args.command}: error: {msg}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"recon {args.command}: failed: {type(e).__name__}: {msg} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Solvers for ``y = A x + noise``: plug-and-play ADMM, HQS (DPIR schedule), classical baselines
+(CG-Tikhonov, TV, FBP, PnP proximal gradient, RED) and coordinate-network fitting.
+
+Two layers:
+
+* **Algorithms** (plain functions, explicit keyword-only hyper-parameters, all returning
+  ``(x, history)``): :func:`pnp_admm`, :func:`hqs`, :func:`pnp_pgd`, :func:`red`,
+  :func:`tv_reconstruction`, :func:`cg_tikhonov` take a :class:`DataFidelity`
+  ``‖W(y − A x)‖²/2``; :func:`fbp` takes ``(A, y)``; :func:`fit_coordinate_network` takes
+  ``(A, y, field)`` and returns ``(field, history)``.
+
+* **The registry** :data:`SOLVERS` (what ``recon run --solver NAME`` dispatches on): every entry is a
+  :class:`SolverSpec` whose ``run`` has one calling convention::
+
+      x, history = SOLVERS[name].run(A, y, *, prior=None, sigma=None, weights=None, x0=None,
+                                     truth=None, callback=None, device=None, progress=None,
+                                     use_defaults=True, **params)
+
+  - ``A``: a :class:`forward_models.LinearOperator`; ``y``: ``(B, *A.out_shape)`` measurement;
+  - ``prior``: a denoiser (``callable(x, sigma)``, e.g. :class:`priors.Denoiser`) or a name
+    resolved by :func:`resolve_prior` (``"drunet"``, ``"dncnn"``, ``"tv"``, ``"wavelet"``, ``"bm3d"``);
+    used only by solvers with ``needs_prior`` (default: ``"drunet"`` when its weights load, else
+    ``"tv"`` with a warning);
+  - ``sigma``: the measurement noise standard deviation in units of ``y`` (required by ``hqs``,
+    recorded by the others);
+  - ``weights``: ``W`` of the data term (scalar or broadcastable to ``y``; not used by ``fbp``);
+  - ``x0``, ``truth`` (PSNR/SSIM in the history), ``callback(iteration, x, history)`` (return
+    ``True`` to stop), ``device``, ``progress`` (tqdm; default only in a terminal);
+  - ``params``: the solver's hyper-parameters; missing ones come from
+    :func:`recon.solvers.defaults.defaults_for` ``(name, A.registry_name, prior name)``
+    unless ``use_defaults=False``;
+  - returns ``x`` of shape ``(B, *A.in_shape)`` on the compute device and a :class:`History`
+    whose ``meta`` holds the solver name and every hyper-parameter used (``coordinate`` also puts
+    the fitted fields in ``history.artifacts["fields"]``).
+
+  Names are stable: ``pnp-admm``, ``hqs``, ``cg``, ``tv``, ``fbp``, ``coordinate``, ``pnp-pgd``, ``red``.
+
+Errors: bad arguments raise ``TypeError``/``ValueError`` naming the argument; an iterate that
+becomes NaN/Inf raises :class:`NonFiniteIterateError` whose ``.last_finite`` keeps the last good one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .admm import pnp_admm
+from .classical import cg_tikhonov, fbp, pnp_pgd, red, total_variation, tv_reconstruction
+from .common import NonFiniteIterateError, check_measurement
+from .coordinate import fit_coordinate_network
+from .defaults import DEFAULTS, defaults_for
+from .fidelity import DataFidelity, ProxInfo
+from .history import History
+from .hqs import hqs
+
+CLASSICAL_PRIORS = ("tv", "wavelet", "bm3d")
+
+
+def resolve_prior(prior=None, *, device=None):
+    """A denoiser from a name or object.
+
+    ``None`` means ``"drunet"`` if its shipped weights load, else ``"tv"`` (with a warning).
+    Names go to :func:`priors.load_denoiser`; ``"tv"``, ``"wavelet"`` and ``"bm3d"`` fall back to
+    :mod:`priors.classical` if ``load_denoiser`` is unavailable.  Callables pass through.
+    """
+    if prior is not None and not isinstance(prior, str):
+        if not callable(prior):
+            raise TypeError(f"prior must be a denoiser (callable(x, sigma)) or a name, got {type(prior).__name__}")
+        return prior
+    name = prior or "drunet"
+    try:
+        from priors import load_denoiser  # written alongside the learned denoisers
+
+        return load_denoiser(name, device=device)
+    except (ImportError, AttributeError, FileNotFoundError, RuntimeError, ValueError, OSError) as exc:
+        if prior is None:
+            warnings.warn(f"default prior 'drunet' is unavailable ({exc}); using 'tv'", RuntimeWarning, stacklevel=3)
+            name = "tv"
+        elif name not in CLASSICAL_PRIORS:
+            raise ValueError(f"cannot load prior {name!r}: {exc}") from exc
+    from priors import classical
+
+    cls = {"tv": "TVDenoiser", "wavelet": "WaveletDenoiser", "bm3d": "BM3DDenoiser"}[name]
+    return getattr(classical, cls)()
+
+
+def _prior_name(prior) -> str | None:
+    """``"tv"`` for "tv" or a ``TVDenoiser``, ``"drunet"`` for a ``DRUNet``, ...: the defaults' prior key."""
+    if prior is None or isinstance(prior, str):
+        return prior
+    name = getattr(prior, "name", None)
+    if isinstance(name, str):
+        return name
+    cls = type(prior).__name__.lower()
+    return cls[: -len("denoiser")] if cls.endswith("denoiser") and cls != "denoiser" else cls
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A registered solver.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``recon run --solver NAME``).
+    run : callable
+        The uniform entry point (see the module docstring).
+    algorithm : callable
+        The underlying function (its signature lists the hyper-parameters).
+    needs_prior : bool
+        Whether it uses a denoiser.
+    description : str
+    params : tuple of str
+        Hyper-parameter names accepted in ``**params``.
+    """
+
+    name: str
+    run: Callable
+    algorithm: Callable
+    needs_prior: bool
+    description: str
+    params: tuple = field(default_factory=tuple)
+
+    def __call__(self, *args, **kwargs):
+        return self.run(*args, **kwargs)
+
+
+_COMMON = ("x0", "truth", "callback", "device", "progress")
+
+
+def _hyper_names(fn, extra=()) -> tuple:
+    sig = inspect.signature(fn)
+    skip = {"fidelity", "denoiser", "A", "y", "field", "sigma", "weights", *_COMMON}
+    return tuple(n for n, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and n not in skip) + tuple(extra)
+
+
+def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
+    allowed = set(_hyper_names(algorithm, _FIELD_PARAMS if kind == "coordinate" else ()))
+
+    def run(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
+            progress=None, use_defaults=True, **params):
+        check_measurement(A, y)
+        if sigma is not None and not (isinstance(sigma, (int, float)) and sigma >= 0):
+            raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
+        unknown = set(params) - allowed
+        if unknown:
+            raise TypeError(f"solver {name!r} got unknown hyper-parameter(s) {sorted(unknown)}; "
+                            f"accepted: {sorted(allowed)}")
+        cfg = defaults_for(name, getattr(A, "registry_name", None), _prior_name(prior)) if use_defaults else {}
+        cfg = {k: v for k, v in cfg.items() if k in allowed}
+        cfg.update(params)
+        common = dict(truth=truth, device=device)
+        if kind != "fbp":
+            common.update(callback=callback, progress=progress)
+        if kind == "fbp":
+            x, hist = algorithm(A, y, **common, **cfg)
+        elif kind == "coordinate":
+            x, hist = _run_coordinate(A, y, weights=weights, **common, **cfg)
+        else:
+            fid = DataFidelity(A, y, weights=weights)
+            args = [fid]
+            if needs_prior:
+                args.append(resolve_prior(prior, device=device or y.device))
+            if kind == "hqs":
+                if sigma is None or sigma <= 0:
+                    raise ValueError("solver 'hqs' needs sigma, the measurement noise standard deviation (> 0)")
+                cfg["sigma"] = float(sigma)
+            x, hist = algorithm(*args, x0=x0, **common, **cfg)
+        hist.meta.update({"solver": name, "params": {k: v for k, v in cfg.items()}})
+        if needs_prior:
+            hist.meta["prior"] = _prior_name(prior) or "default"
+        if sigma is not None:
+            hist.meta["noise_sigma"] = float(sigma)
+        return x, hist
+
+    run.__name__ = f"run_{name.replace('-', '_')}"
+    run.__doc__ = f"Uniform entry point of solver {name!r} (see recon.solvers); wraps {algorithm.__name__}."
+    return run, tuple(sorted(allowed))
+
+
+#: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.
+_FIELD_PARAMS = ("encoding", "n_freqs", "width", "depth", "activation", "skips", "output_transform",
+                 "fourier_scale", "n_features", "field_seed")
+
+
+def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=None, progress=None, **cfg):
+    from priors.coordinate import image_field
+
+    field_kw = {k: cfg.pop(k) for k in list(cfg) if k in _FIELD_PARAMS}
+    if "field_seed" in field_kw:
+        field_kw["seed"] = field_kw.pop("field_seed")
+    outs, fields, hists = [], [], []
+    for b in range(y.shape[0]):
+        f = image_field(A.in_shape, **field_kw)
+        t = None if truth is None else truth[min(b, truth.shape[0] - 1)][None]
+        w = weights
+        if isinstance(weights, torch.Tensor) and weights.ndim == y.ndim and weights.shape[0] == y.shape[0]:
+            w = weights[b:b + 1]
+        f, h = fit_coordinate_network(A, y[b:b + 1], f, weights=w, truth=t, callback=callback, device=device,
+                                      progress=progress, **cfg)
+        with torch.no_grad():
+            outs.append(f.render())
+        fields.append(f)
+        hists.append(h)
+    hist = hists[0]
+    hist.meta.update({"field": field_kw, "batch": y.shape[0]})
+    hist.artifacts["fields"] = fields
+    hist.artifacts["histories"] = hists
+    return torch.cat(outs, dim=0), hist
+
+
+def _spec(name, algorithm, needs_prior, kind, description):
+    run, params = _make_runner(name, algorithm, needs_prior, kind)
+    return SolverSpec(name, run, algorithm, needs_prior, description, params)
+
+
+SOLVERS: dict[str, SolverSpec] = {
+    s.name: s
+    for s in (
+        _spec("pnp-admm", pnp_admm, True, "admm", "plug-and-play ADMM (Venkatakrishnan et al. 2013)"),
+        _spec("hqs", hqs, True, "hqs", "half-quadratic splitting with the DPIR schedule (Zhang et al. 2022)"),
+        _spec("cg", cg_tikhonov, False, "cg", "conjugate-gradient least squares with Tikhonov damping"),
+        _spec("tv", tv_reconstruction, False, "tv", "total-variation reconstruction (Chambolle-Pock)"),
+        _spec("fbp", fbp, False, "fbp", "filtered back-projection (tomography only)"),
+        _spec("coordinate", fit_coordinate_network, False, "coordinate",
+              "coordinate network (MLP over an encoding) fitted through the operator"),
+        _spec("pnp-pgd", pnp_pgd, True, "pgd", "plug-and-play proximal gradient"),
+        _spec("red", red, True, "red", "regularisation by denoising (gradient form)"),
+    )
+}
+
+
+def get_solver(name: str) -> SolverSpec:
+    """The registered solver ``name``, or a ``ValueError`` listing the known ones."""
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; known: {', '.join(SOLVERS)}")
+    return SOLVERS[name]
+
+
+def run_solver(name: str, A, y, **kwargs):
+    """``SOLVERS[name].run(A, y, **kwargs)``."""
+    return get_solver(name).run(A, y, **kwargs)
+
+
+__all__ = [
+    "DEFAULTS", "DataFidelity", "History", "NonFiniteIterateError", "ProxInfo", "SOLVERS", "SolverSpec",
+    "cg_tikhonov", "defaults_for", "fbp", "fit_coordinate_network", "get_solver", "hqs", "pnp_admm", "pnp_pgd",
+    "red", "resolve_prior", "run_solver", "total_variation", "tv_reconstruction",
+]

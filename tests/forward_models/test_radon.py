@@ -1,0 +1,247 @@
+"""Radon transform: scikit-image agreement, exact adjoint (numba and torch paths), FBP quality, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import forward_models as fm
+from forward_models.radon import FILTERS, Radon, angles_from_degrees, fbp, n_detectors
+
+skt = pytest.importorskip("skimage.transform")
+skdata = pytest.importorskip("skimage.data")
+
+BACKENDS = ["torch"] + (["numba"] if importlib.util.find_spec("numba") else [])
+ODD_ANGLES = np.array([0.0, 0.3, np.pi / 4, 1.0, np.pi / 2, 2.0, 3.0, np.pi, 4.2, -0.7, 7.0])
+
+
+def _phantom(n: int) -> np.ndarray:
+    return skt.resize(skdata.shepp_logan_phantom(), (n, n), anti_aliasing=True)
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _psnr(x, ref) -> float:
+    mse = float(np.mean((np.asarray(x, dtype=np.float64) - ref) ** 2))
+    return 10 * np.log10(float(ref.max() - ref.min()) ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def phantom128():
+    return _phantom(128)
+
+
+# ------------------------------------------------------------------ scikit-image agreement
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_skimage_on_phantom(phantom128, backend):
+    theta = np.arange(0.0, 180.0, 4.0)
+    ref = skt.radon(phantom128, theta=theta, circle=False)
+    op = Radon((128, 128), angles_from_degrees(theta), backend=backend)
+    y = op(torch.from_numpy(phantom128)[None, None])[0, 0].numpy()
+    assert y.shape == ref.shape == (n_detectors((128, 128)), theta.size)
+    assert _rel(y, ref) <= 1e-2
+    assert _rel(y, ref) <= 1e-10  # same sampling as skimage: agreement to rounding
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(21, 30), (30, 21), (16, 16), (15, 15)])
+def test_matches_skimage_any_shape_and_angle(shape, backend):
+    img = np.random.default_rng(0).random(shape)
+    ref = skt.radon(img, theta=np.rad2deg(ODD_ANGLES), circle=False)
+    op = Radon(shape, torch.tensor(ODD_ANGLES), backend=backend)
+    y = op(torch.from_numpy(img)[None, None])[0, 0].numpy()
+    assert _rel(y, ref) <= 1e-10
+
+
+def test_angles_from_degrees():
+    np.testing.assert_allclose(angles_from_degrees([0, 90, 180]), [0, np.pi / 2, np.pi])
+    np.testing.assert_allclose(angles_from_degrees(torch.tensor([45.0])), [np.pi / 4])
+
+
+# ------------------------------------------------------------------ adjoint, paths, batching
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_adjoint(backend, dtype, tol):
+    op = Radon((23, 30), ODD_ANGLES, channels=2, backend=backend)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((2, *op.in_shape), generator=g, dtype=torch.float64).to(dtype)
+    y = torch.randn((2, *op.out_shape), generator=g, dtype=torch.float64).to(dtype)
+    ax, aty = op(x), op.adjoint(y)
+    assert ax.dtype == aty.dtype == dtype
+    lhs, rhs = float((ax.double() * y.double()).sum()), float((x.double() * aty.double()).sum())
+    assert abs(lhs - rhs) / abs(lhs) <= tol
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_numba_and_torch_paths_agree(dtype, tol):
+    a = Radon((19, 26), ODD_ANGLES, backend="numba")
+    b = Radon((19, 26), ODD_ANGLES, backend="torch", chunk_samples=5000)  # several chunks
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((2, *a.in_shape), generator=g, dtype=dtype)
+    y = torch.randn((2, *a.out_shape), generator=g, dtype=dtype)
+    assert _rel(a(x), b(x)) <= tol
+    assert _rel(a.adjoint(y), b.adjoint(y)) <= tol
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_and_channel_consistency(backend):
+    op = Radon((12, 14), ODD_ANGLES[:5], channels=3, backend=backend)
+    single = Radon((12, 14), ODD_ANGLES[:5], backend=backend)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn((2, 3, 12, 14), generator=g, dtype=torch.float64)
+    y = op(x)
+    yt = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    back = op.adjoint(yt)
+    for b in range(2):
+        for c in range(3):
+            torch.testing.assert_close(single(x[b:b + 1, c:c + 1])[0, 0], y[b, c], rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(single.adjoint(yt[b:b + 1, c:c + 1])[0, 0], back[b, c], rtol=1e-12,
+                                       atol=1e-12)
+
+
+def test_norm_matches_dense_svd():
+    op = Radon((8, 7), ODD_ANGLES[:5])
+    n = 8 * 7
+    dense = op(torch.eye(n, dtype=torch.float64).reshape(n, 1, 8, 7)).reshape(n, -1).T.numpy()
+    smax = np.linalg.svd(dense, compute_uv=False)[0]
+    assert abs(op.norm(recompute=True) - smax) <= 1e-4 * smax
+    m = int(np.prod(op.out_shape))
+    rows = op.adjoint(torch.eye(m, dtype=torch.float64).reshape(m, *op.out_shape)).reshape(m, -1).numpy()
+    np.testing.assert_allclose(rows, dense, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autograd_uses_adjoint(backend):
+    op = Radon((10, 9), ODD_ANGLES[:4], backend=backend)
+    x = torch.randn((1, *op.in_shape), dtype=torch.float64, requires_grad=True)
+    y = torch.randn((1, *op.out_shape), dtype=torch.float64)
+    (g,) = torch.autograd.grad(0.5 * (op(x) - y).pow(2).sum(), x)
+    torch.testing.assert_close(g, op.adjoint(op(x.detach()) - y))
+
+
+def test_half_precision_follows_input():
+    op = Radon((10, 10), ODD_ANGLES[:3])
+    x = torch.rand((1, 1, 10, 10))
+    out = op(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    assert _rel(out.float(), op(x)) < 2e-2
+
+
+def test_numba_not_imported_with_package():
+    code = "import sys, forward_models; assert 'numba' not in sys.modules, 'numba imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=".")
+
+
+# ------------------------------------------------------------------ FBP
+@pytest.mark.parametrize("name", list(FILTERS) + [None])
+def test_fbp_filters_match_iradon(name):
+    img = _phantom(48)
+    theta = np.linspace(0.0, 180.0, 40, endpoint=False)
+    sino = skt.radon(img, theta=theta, circle=False)
+    ref = skt.iradon(sino, theta=theta, circle=False, filter_name=name, output_size=48)
+    out = fbp(torch.from_numpy(sino)[None, None], angles_from_degrees(theta), image_shape=(48, 48), filter=name)
+    assert _rel(out[0, 0].numpy(), ref) <= 1e-9
+
+
+def test_fbp_psnr_against_iradon():
+    img = _phantom(256)
+    theta = np.linspace(0.0, 180.0, 180, endpoint=False)
+    op = Radon((256, 256), angles_from_degrees(theta))
+    x = torch.from_numpy(img)[None, None]
+    ours = op.fbp(op(x))[0, 0].numpy()
+    ref = skt.iradon(skt.radon(img, theta=theta, circle=False), theta=theta, circle=False)
+    assert ours.shape == ref.shape == img.shape
+    assert _psnr(ours, img) >= _psnr(ref, img) - 0.5
+    assert _psnr(ours, img) > 25.0  # sanity: FBP is a reconstruction, correctly scaled
+
+
+def test_fbp_method_and_function_agree_and_batch():
+    op = Radon((20, 17), ODD_ANGLES, channels=2)
+    y = op(torch.rand((3, *op.in_shape), dtype=torch.float64))
+    a = op.fbp(y, filter="hann")
+    b = fbp(y, ODD_ANGLES, image_shape=(20, 17), filter="hann")
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a[1:2, 1:2], op.fbp(y[1:2, 1:2].repeat(1, 2, 1, 1), filter="hann")[:, :1])
+    assert a.shape == (3, 2, 20, 17)
+
+
+# ------------------------------------------------------------------ bad arguments
+@pytest.mark.parametrize("angles,err", [
+    ([], ValueError), (np.zeros((2, 3)), ValueError), ([0.0, np.nan], ValueError), ([0.0, np.inf], ValueError),
+    (["a"], TypeError), (np.array([1j]), TypeError), (5.0, ValueError),
+])
+def test_bad_angles(angles, err):
+    with pytest.raises(err, match="angles"):
+        Radon((8, 8), angles)
+    with pytest.raises(err, match="angles"):
+        fbp(torch.zeros(1, 1, 12, 1), angles, image_shape=(8, 8))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(image_shape=(8,)), "image_shape"), (dict(image_shape=(0, 8)), "image_shape"),
+    (dict(image_shape=(8.5, 8)), "image_shape"), (dict(channels=0), "channels"), (dict(backend="cuda"), "backend"),
+    (dict(chunk_samples=0), "chunk_samples"),
+])
+def test_bad_constructor_arguments(kw, match):
+    args = dict(image_shape=(8, 8), angles=[0.0, 1.0])
+    args.update(kw)
+    shape = args.pop("image_shape")
+    with pytest.raises(ValueError, match=match):
+        Radon(shape, **args)
+
+
+def test_bad_inputs_name_the_argument():
+    op = Radon((8, 8), [0.0, 1.0])
+    with pytest.raises(ValueError, match="x must have shape"):
+        op(torch.zeros(1, 1, 8, 9))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        op(torch.full((1, 1, 8, 8), float("inf")))
+    with pytest.raises(TypeError, match="x must be a floating-point"):
+        op(torch.zeros(1, 1, 8, 8, dtype=torch.int32))
+    with pytest.raises(ValueError, match="y must have shape"):
+        op.adjoint(torch.zeros(1, 1, 8, 2))
+    with pytest.raises(ValueError, match="sinogram must have shape"):
+        op.fbp(torch.zeros(1, 1, 12, 3))
+    with pytest.raises(ValueError, match="filter"):
+        op.fbp(torch.zeros(1, *op.out_shape), filter="ram-lak")
+    with pytest.raises(ValueError, match="sinogram must have shape"):
+        fbp(torch.zeros(1, 1, 11, 2), [0.0, 1.0], image_shape=(8, 8))
+    with pytest.raises(TypeError, match="sinogram must be a floating-point"):
+        fbp(torch.zeros(1, 1, 12, 2, dtype=torch.int64), [0.0, 1.0], image_shape=(8, 8))
+
+
+def test_registered_and_geometry_units():
+    entry = fm.get_entry("radon")
+    op = entry.example()
+    geo = op.geometry()
+    assert geo["angles"][1] == "rad" and geo["image_shape"][1] == "pixel" and geo["detector_spacing"][1] == "pixel"
+    op2 = entry.build({k: v for k, (v, _) in geo.items()})
+    np.testing.assert_array_equal(op2.angles.numpy(), op.angles.numpy())
+    with pytest.raises(ValueError, match="detector_spacing"):
+        entry.build({**{k: v for k, (v, _) in geo.items()}, "detector_spacing": 2.0})
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    op = Radon((33, 40), ODD_ANGLES, channels=2)
+    g = torch.Generator().manual_seed(3)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        x = torch.randn((2, *op.in_shape), generator=g, dtype=dtype)
+        y = torch.randn((2, *op.out_shape), generator=g, dtype=dtype)
+        assert _rel(op(x.cuda()).cpu(), op(x)) <= tol
+        assert _rel(op.adjoint(y.cuda()).cpu(), op.adjoint(y)) <= tol
+        assert _rel(op.fbp(op(x).cuda()).cpu(), op.fbp(op(x))) <= tol
+        lhs = float((op(x.cuda()).double() * y.cuda().double()).sum())
+        rhs = float((x.cuda().double() * op.adjoint(y.cuda()).double()).sum())
+        assert abs(lhs - rhs) / abs(lhs) <= (1e-10 if dtype == torch.float64 else 1e-5)

@@ -1,0 +1,135 @@
+"""priors.train: exact resume, BatchNorm freezing, 2-process data-parallel step, schedule and patches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data, io
+
+from priors import train
+from priors.data import PatchSampler
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "dncnn": ["--arch", "dncnn", "--depth", "4", "--width", "8", "--freeze-bn-at", "0.5"],
+    "drunet": ["--arch", "drunet", "--channels", "4,8", "--blocks", "1", "--residual"],
+    "dnresnet": ["--arch", "dnresnet", "--blocks", "1", "--width", "8"],
+}
+
+
+@pytest.fixture(scope="module")
+def image_folder():
+    """Four 48x48 crops of the camera image: 3 for training, 1 held out.
+
+    A private temporary directory rather than pytest's numbered basetemp, which concurrent
+    pytest sessions of the same user may rotate away while the subprocess test runs.
+    """
+    with tempfile.TemporaryDirectory(prefix="priors-train-") as d:
+        folder = Path(d)
+        cam = data.camera()
+        for i, (r, c) in enumerate([(0, 0), (100, 200), (300, 60), (200, 300)]):
+            io.imsave(folder / f"{i:02d}.png", cam[r : r + 48, c : c + 48], check_contrast=False)
+        yield folder
+
+
+def _args(folder, out, arch, *extra):
+    return [*TINY[arch], "--train-folder", str(folder), "--holdout", "1", "--patch", "16", "--batch", "4",
+            "--steps", "4", "--warmup", "1", "--eval-every", "2", "--ckpt-every", "100", "--affine-prob", "0.5",
+            "--out", str(out), "--no-progress", *extra]
+
+
+def _load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_resume_equals_uninterrupted(image_folder, tmp_path, arch):
+    assert train.main(_args(image_folder, tmp_path / "a", arch)) == 0
+    assert train.main(_args(image_folder, tmp_path / "b", arch, "--stop-at", "2")) == 0
+    assert _load(tmp_path / "b" / "last.pt")["step"] == 2
+    assert train.main(_args(image_folder, tmp_path / "b", arch)) == 0
+    a, b = _load(tmp_path / "a" / "last.pt"), _load(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    for i in sa:
+        assert torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"])
+    # Held-out selection wrote best.pt at the best of the two validations (steps 2 and 4).
+    best = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    history = json.loads(a["history"])
+    assert [h["step"] for h in history] == [2, 4]
+    assert best["val_psnr25"] == pytest.approx(max(h["val_psnr25"] for h in history)) == a["best"]
+
+
+def test_batchnorm_frozen_in_final_phase(image_folder, tmp_path):
+    # freeze at 0.5 of 4 steps: the last two steps must leave the running statistics untouched.
+    train.main(_args(image_folder, tmp_path / "s2", "dncnn", "--stop-at", "2", "--eval-every", "1"))
+    mid = _load(tmp_path / "s2" / "last.pt")["model"]
+    train.main(_args(image_folder, tmp_path / "s2", "dncnn", "--eval-every", "1"))
+    end = _load(tmp_path / "s2" / "last.pt")["model"]
+    bn = [k for k in mid if k.endswith("running_mean") or k.endswith("running_var")]
+    assert bn
+    for k in bn:
+        assert torch.equal(mid[k], end[k]), k
+    convs = [k for k in mid if k.endswith(".weight") and mid[k].ndim == 4]
+    assert any(not torch.equal(mid[k], end[k]) for k in convs)
+
+
+def test_resume_rejects_other_config(image_folder, tmp_path):
+    train.main(_args(image_folder, tmp_path / "c", "dnresnet", "--stop-at", "1", "--eval-every", "0"))
+    with pytest.raises(ValueError, match="another architecture"):
+        train.main(_args(image_folder, tmp_path / "c", "dnresnet", "--width", "4"))
+
+
+def test_lr_schedule_warmup_and_cosine():
+    a = train.parse_args(["--out", "x", "--lr", "1e-3", "--lr-min", "1e-5", "--warmup", "10", "--steps", "110"])
+    assert train.lr_at(0, a) == pytest.approx(1e-4)
+    assert train.lr_at(9, a) == pytest.approx(1e-3)
+    assert train.lr_at(60, a) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert train.lr_at(110, a) == pytest.approx(1e-5)
+
+
+def test_patch_sampler_shapes_range_and_seed():
+    rng = np.random.default_rng(0)
+    imgs = [rng.random((60, 70)) for _ in range(3)]
+    s1 = PatchSampler(imgs, 20, affine_prob=0.5, generator=torch.Generator().manual_seed(3)).sample(8)
+    s2 = PatchSampler(imgs, 20, affine_prob=0.5, generator=torch.Generator().manual_seed(3)).sample(8)
+    assert s1.shape == (8, 1, 20, 20) and s1.dtype == torch.float32
+    assert torch.equal(s1, s2)
+    assert float(s1.min()) >= -1e-6 and float(s1.max()) <= 1 + 1e-6
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        PatchSampler(imgs, 64, generator=torch.Generator())
+
+
+def test_ddp_two_cpu_processes(image_folder):
+    """torchrun with 2 gloo processes trains, checkpoints both ranks' RNG streams, and resumes."""
+    with tempfile.TemporaryDirectory(prefix="priors-ddp-") as d:
+        _ddp_run(image_folder, Path(d))
+
+
+def _ddp_run(image_folder, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "priors.train",
+           *_args(image_folder, tmp_path / "ddp", "dncnn", "--steps", "3", "--freeze-bn-at", "0.3",
+                  "--eval-every", "1")]
+    # Repeated options: argparse keeps the last ones, so BatchNorm freezes at step 1 and two steps run frozen.
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    ck = _load(tmp_path / "ddp" / "last.pt")
+    assert ck["step"] == 3
+    assert len(ck["gen"]) == 2 and not torch.equal(ck["gen"][0], ck["gen"][1])
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    # Resuming with another number of processes is refused with a clear message.
+    with pytest.raises(ValueError, match="same number"):
+        train.main(_args(image_folder, tmp_path / "ddp", "dncnn", "--steps", "5", "--freeze-bn-at", "0.3"))

@@ -1,0 +1,94 @@
+"""Coordinate-network fitting through forward models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import forward_models
+from forward_models import Identity
+from priors.coordinate import CoordinateField, PositionalEncoding, image_field
+from recon.metrics import psnr
+from recon.solvers import NonFiniteIterateError, fit_coordinate_network
+
+from ._problems import smooth_image
+
+
+def test_fits_smooth_image_through_identity():
+    torch.manual_seed(0)
+    x = smooth_image(16, dtype=torch.float32)
+    A = Identity((16, 16))
+    field = image_field(A.in_shape, encoding="pe", n_freqs=4, width=32, depth=2, seed=0)
+    field, hist = fit_coordinate_network(A, x, field, n_steps=150, lr=1e-2, truth=x, metrics_every=50)
+    out = field.render().detach()
+    assert out.shape == (1, 1, 16, 16)
+    assert psnr(out, x) > 27.0
+    assert hist.objective[-1] < 0.05 * hist.objective[0]
+    assert len(hist.psnr) == 4 and hist.lr[-1] < hist.lr[0]  # cosine decay
+
+
+def test_accepts_a_bare_coordinate_field_and_float64():
+    A = Identity((8, 8))
+    x = smooth_image(8)
+    f = CoordinateField(PositionalEncoding(2, 3), 1, width=16, depth=2)
+    grid, hist = fit_coordinate_network(A, x, f, n_steps=5, lr=1e-3)
+    assert grid.render().dtype == torch.float64 and len(hist.objective) == 5
+
+
+def _registry_ops():
+    try:  # load optional operator modules so they register
+        import forward_models.radon  # noqa: F401
+    except ImportError:
+        pass
+    return sorted(forward_models.REGISTRY)
+
+
+@pytest.mark.parametrize("name", _registry_ops())
+def test_every_registered_operator_trains(name):
+    A = forward_models.REGISTRY[name].example(dtype=torch.float64)
+    if A.input_complex:
+        pytest.skip("complex unknowns are not fields")
+    torch.manual_seed(0)
+    x = torch.rand(1, *A.in_shape, dtype=torch.float64)
+    y = A(x)
+    field = image_field(A.in_shape, encoding="pe", n_freqs=2, width=16, depth=2, seed=0)
+    field, hist = fit_coordinate_network(A, y, field, n_steps=15, lr=1e-2, lr_schedule="constant")
+    assert hist.objective[-1] < hist.objective[0]
+    assert field.render().shape == (1, *A.in_shape)
+
+
+def test_regularizer_and_errors():
+    A = Identity((8, 8))
+    x = smooth_image(8, dtype=torch.float32)
+    field = image_field(A.in_shape, encoding="none", width=8, depth=1)
+    calls = []
+    reg = lambda img: (calls.append(1), img.abs().sum())[1]  # noqa: E731
+    fit_coordinate_network(A, x, field, n_steps=3, lr=1e-3, regularizer=reg, reg_weight=0.1)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="batch size 1"):
+        fit_coordinate_network(A, x.expand(2, 1, 8, 8), field, n_steps=1, lr=1e-3)
+    with pytest.raises(ValueError, match="lr"):
+        fit_coordinate_network(A, x, field, n_steps=1, lr=-1.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        fit_coordinate_network(A, x, field, n_steps=0, lr=1e-3)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fit_coordinate_network(A, x * float("inf"), field, n_steps=1, lr=1e-3)
+    with pytest.raises(ValueError, match="renders shape"):
+        fit_coordinate_network(Identity((4, 4)), torch.zeros(1, 1, 4, 4), field, n_steps=1, lr=1e-3)
+    with pytest.raises(NonFiniteIterateError):
+        fit_coordinate_network(A, x, field, n_steps=3, lr=1e-3, regularizer=lambda img: img.sum() * float("nan"),
+                               reg_weight=1.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda():
+    from forward_models.radon import Radon
+
+    A = Radon((16, 16), np.linspace(0, np.pi, 12, endpoint=False))
+    x = smooth_image(16, dtype=torch.float32)
+    y = A(x)
+    field = image_field(A.in_shape, encoding="pe", n_freqs=4, width=32, depth=2)
+    field, hist = fit_coordinate_network(A, y, field, n_steps=50, lr=1e-2, device="cuda")
+    assert field.render().device.type == "cuda" and hist.objective[-1] < hist.objective[0]

@@ -1,0 +1,60 @@
+"""The solver registry: uniform calling convention, defaults, history round trip."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from recon.solvers import SOLVERS, History, defaults_for, get_solver, run_solver
+
+from ._problems import GaussianSmoother, blur_problem
+
+
+@pytest.mark.parametrize("name", ["pnp-admm", "hqs", "cg", "tv", "pnp-pgd", "red", "coordinate"])
+def test_every_solver_runs_through_the_registry(name):
+    A, x, y = blur_problem(16, batch=2, dtype=torch.float32)
+    params = {"n_iter": 3} if name != "coordinate" else {"n_steps": 3, "width": 8, "depth": 1, "n_freqs": 2}
+    out, hist = SOLVERS[name].run(A, y, prior=GaussianSmoother(), sigma=0.01, truth=x, **params)
+    assert out.shape == y.shape and out.dtype == torch.float32
+    assert hist.meta["solver"] == name and len(hist.psnr) >= 1
+    assert set(params) <= set(hist.meta["params"])
+
+
+def test_fbp_through_registry():
+    from forward_models.radon import Radon
+
+    A = Radon((16, 16), np.linspace(0, np.pi, 10, endpoint=False))
+    x = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    out, hist = run_solver("fbp", A, A(x))
+    assert out.shape == x.shape and hist.meta["params"]["filter"] == defaults_for("fbp", "radon")["filter"]
+    torch.testing.assert_close(out, A.fbp(A(x), filter=hist.meta["params"]["filter"]))
+
+
+def test_defaults_and_errors():
+    assert defaults_for("pnp-admm", "blur")["lam"] > 0
+    assert defaults_for("tv", "no-such-operator") == defaults_for("tv", "*")
+    A, x, y = blur_problem(16)
+    with pytest.raises(ValueError, match="unknown solver"):
+        get_solver("magic")
+    with pytest.raises(TypeError, match="unknown hyper-parameter"):
+        run_solver("tv", A, y, lamda=1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        run_solver("hqs", A, y, prior=GaussianSmoother())
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        run_solver("cg", A, y * float("nan"))
+
+
+def test_history_hdf5_round_trip(tmp_path):
+    A, x, y = blur_problem(16)
+    _, hist = run_solver("pnp-admm", A, y, prior=GaussianSmoother(), truth=x, n_iter=4, use_defaults=False,
+                         lam=1e-4, rho=0.1)
+    hist.record(iteration=99, custom=1.5)
+    with h5py.File(tmp_path / "h.h5", "w") as f:
+        hist.to_hdf5(f.create_group("history"))
+    with h5py.File(tmp_path / "h.h5", "r") as f:
+        back = History.from_hdf5(f["history"])
+    assert back.psnr == pytest.approx(hist.psnr) and back.iteration == hist.iteration
+    assert back.extra["custom"] == [1.5]
+    assert back.meta["solver"] == "pnp-admm" and back.meta["params"]["rho"] == 0.1
