@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     quick = args.quick
     n_rays, n_grid, n_frames = (16, 32, 6) if quick else (32, 64, 8)
     voxel_iters = args.voxel_iters or (150 if quick else 400)
-    net_iters = args.network_iters or (60 if quick else 400)
+    net_iters = args.network_iters or (150 if quick else 400)
     spin, inc, fov = 0.5, 60.0, 8.0
     scale = ob.mass_scale()  # Sgr A*: 4.154e6 Msun at 8.178 kpc
     t0 = time.perf_counter()
@@ -108,13 +108,13 @@ def main(argv=None) -> int:
 
     # --- network fits ------------------------------------------------------------------------------
     # the network's sigmoid output lies in (0, amplitude): take the scale from the voxel fit, with head-room
-    amp = 2.0 * float(x_vis.max())
-    field_m, hm = rb.fit_network(op, movie, n_iter=net_iters, lr=3e-3, lr_final=3e-4, z_max=4.0, amplitude=amp,
+    amp_m, amp_v = 2.0 * float(x_movie.max()), 2.0 * float(x_vis.max())
+    field_m, hm = rb.fit_network(op, movie, n_iter=net_iters, lr=1e-3, lr_final=1e-4, z_max=4.0, amplitude=amp_m,
                                  seed=args.seed, device=args.device, log_every=max(1, net_iters // 4))
     vol_m = field_m.on_grid(op).cpu().numpy()
     results["network_from_movie"] = rb.pearson_3d(vol_m, truth, mask=mask)
-    field_v, hv = rb.fit_network(op, vis, observation=vis_op, weights=weights, n_iter=net_iters, lr=3e-3,
-                                 lr_final=3e-4, z_max=4.0, amplitude=amp, seed=args.seed, device=args.device,
+    field_v, hv = rb.fit_network(op, vis, observation=vis_op, weights=weights, n_iter=net_iters, lr=1e-3,
+                                 lr_final=1e-4, z_max=4.0, amplitude=amp_v, seed=args.seed, device=args.device,
                                  log_every=max(1, net_iters // 4))
     vol_v = field_v.on_grid(op).cpu().numpy()
     results["network_from_visibilities"] = rb.pearson_3d(vol_v, truth, mask=mask)

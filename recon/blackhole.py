@@ -299,7 +299,8 @@ class EmissionField(nn.Module):
 def fit_network(op, y, *, observation: LinearOperator | None = None, weights=None, n_iter: int = 2000,
                 lr: float = 1e-3, lr_final: float = 1e-5, field: EmissionField | None = None, seed: int = 0,
                 r_max: float = 8.0, r_min: float = 0.0, z_max: float | None = None, amplitude: float = 1.0,
-                truth=None, truth_mask=None, device=None, log_every: int = 50, callback=None, **field_kw):
+                truth=None, truth_mask=None, device=None, mixed_precision: bool = False, log_every: int = 50,
+                callback=None, **field_kw):
     """Fit a coordinate network ``e₀`` so that ``O(render(e₀)) ≈ y``.
 
     Loss: ``mean |W (O(render(e₀)) − y)|²`` over the data; Adam with a learning rate decaying
@@ -322,6 +323,10 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         Known emission on ``op``'s grid (and voxels to score): Pearson/PSNR are logged.
     device : optional
         Where to train (default CPU).
+    mixed_precision : bool
+        Evaluate the network under bfloat16 autocast (weights, rendering sums and the loss stay
+        float32): about 1.6x faster on CPUs with AVX512-BF16 and on GPUs, at ~3 significant digits
+        per network output.
 
     Returns
     -------
@@ -351,7 +356,9 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     t0 = time.perf_counter()
     for it in range(int(n_iter)):
         opt.zero_grad(set_to_none=True)
-        movie = op.render_field(field, device=device, dtype=torch.float32, **field.support)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(mixed_precision)):
+            movie = op.render_field(field, device=device, dtype=torch.float32, **field.support)
+        movie = movie.float()
         r = _residual(_obs(observation, movie), y, w)
         loss = r.abs().pow(2).sum() / n_data
         loss.backward()

@@ -12,7 +12,4 @@ from .geodesics import Geodesics, load_geodesics, save_geodesics, trace_rays, tr
 from .kerr import (conserved_quantities, critical_curve, horizon_radii, inside_critical_curve, photon_orbit_radii,
                    points_in_polygon)
 
-try:
-    from .observe import VisibilityOperator
-except ImportError:  # pragma: no cover
-    pass
+from .observe import VisibilityOperator

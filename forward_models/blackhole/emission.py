@@ -35,26 +35,11 @@ import math
 import numpy as np
 import torch
 
+from .kerr import check_spin, horizon_radius  # noqa: F401 - re-exported: one definition of each
+
 
 def _xp(*arrays):
     return torch if any(isinstance(a, torch.Tensor) for a in arrays) else np
-
-
-def check_spin(spin) -> float:
-    """Return ``spin`` as a float, or raise ``ValueError`` unless ``0 <= spin < 1``."""
-    try:
-        a = float(spin)
-    except (TypeError, ValueError):
-        raise TypeError(f"spin must be a real number, got {type(spin).__name__}") from None
-    if not (math.isfinite(a) and 0.0 <= a < 1.0):
-        raise ValueError(f"spin must be in [0, 1) (units of M), got {spin!r}")
-    return a
-
-
-def horizon_radius(spin: float) -> float:
-    """Outer event-horizon radius ``r₊ = 1 + sqrt(1 − a²)`` in M."""
-    a = check_spin(spin)
-    return 1.0 + math.sqrt(1.0 - a * a)
 
 
 def isco_radius(spin: float, *, retrograde: bool = False) -> float:

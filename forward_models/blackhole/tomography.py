@@ -13,9 +13,9 @@ trilinear interpolation inside the box ``[-extent, extent]³`` and is zero outsi
 ``scipy.ndimage.map_coordinates(order=1, mode="constant", cval=0)`` and the reference movies).
 
 Implementation.  The operator is a fixed sparse matrix.  At construction every ray sample of every
-frame that can contribute (after injection, non-zero weight, inside the grid's one-cell halo) is
-rotated once and stored compactly: the flat index of its lower trilinear corner, its three fractional offsets, its ray weight and its pixel index:
-32 bytes per sample in float32.  The forward is 8 gathers + 7 lerps + a segment sum (``index_add``)
+frame that can contribute (after injection, non-zero weight, inside the grid box) is rotated once
+and stored compactly: the flat index of its lower trilinear corner, its three fractional offsets,
+its ray weight and its pixel index: 32 bytes per sample in float32.  The forward is 8 gathers + 7 lerps + a segment sum (``index_add``)
 into pixels; the adjoint scatters the same weights (``index_add``) -- the exact transpose, so
 ``⟨Ax, y⟩ = ⟨x, Aᵀy⟩`` to rounding.  :meth:`EmissionTomography.render_field` renders a coordinate
 network at the same rotated, delayed sample positions (differentiable by autograd) for NeRF-style
@@ -429,9 +429,11 @@ class EmissionTomography(LinearOperator):
         vals = vals.reshape(-1)
         if vals.shape[0] != coords.shape[0]:
             raise ValueError(f"field_fn returned {vals.shape[0]} values for {coords.shape[0]} points")
-        out = torch.zeros(self.n_frames * self.image_shape[0] * self.image_shape[1], dtype=vals.dtype,
-                          device=vals.device)
-        out = out.index_add(0, pix, vals * w)
+        # accumulate in the rendering precision even when the field ran under reduced-precision autocast
+        contrib = vals.to(w.dtype) * w
+        out = torch.zeros(self.n_frames * self.image_shape[0] * self.image_shape[1], dtype=contrib.dtype,
+                          device=contrib.device)
+        out = out.index_add(0, pix, contrib)
         return out.reshape(1, *self.out_shape)
 
     def _field_tensors(self, key, device, dtype):

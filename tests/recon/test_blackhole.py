@@ -94,6 +94,17 @@ def test_fit_network_runs_and_reduces_loss(small):
     assert mean.shape == op.grid_shape and (std >= 0).all() and len(fields) == 2
 
 
+def test_fit_network_mixed_precision_and_visibilities(small):
+    op, truth, y = small
+    rng = np.random.default_rng(3)
+    u, v = rng.uniform(-6e9, 6e9, (2, op.n_frames, 20))
+    vis_op = VisibilityOperator(u, v, image_shape=op.image_shape, psize_rad=2.43e-11)
+    field, hist = rb.fit_network(op, vis_op(y), observation=vis_op, n_iter=4, width=16, mixed_precision=True,
+                                 log_every=1)
+    assert all(np.isfinite(hist.objective)) and hist.objective[-1] < hist.objective[0]
+    assert all(p.dtype == torch.float32 for p in field.parameters())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["voxels", "network"])
 def test_recovery_from_reference_movie(model):
