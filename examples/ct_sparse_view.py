@@ -28,11 +28,17 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="coordinate-network steps")
     p.add_argument("--out", default="results/ct_sparse_view")
     p.add_argument("--device", default=None)
+    p.add_argument("--weights", default=None, help="DRUNet weights file (default: the shipped ones)")
     a = p.parse_args(argv)
     size = 128 if a.quick else 256
     img = load_images(SET12, indices=[a.image], size=size)[0]
     A, x, y, sigma = ct_problem(img, seed=a.image)
     dens = available_denoisers(("tv",) if a.quick else ("drunet", "tv"))
+    if a.weights:  # e.g. interim weights before the final ones ship
+        from priors import load_denoiser
+
+        dens = {"drunet": load_denoiser("drunet", weights=a.weights), **{k: v for k, v in dens.items() if k != "drunet"}}
+        dens["drunet"].name = "drunet"
     steps = a.steps or (200 if a.quick else 2000)
     coord = dict(n_steps=steps, width=128 if a.quick else 256, depth=3 if a.quick else 4)
     runs = [("fbp", None, "FBP", {}), ("cg", None, "CG", {}), ("tv", None, "TV", {})]

@@ -30,10 +30,16 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="128x128 crop, TV prior only")
     p.add_argument("--out", default="results/deblur_pnp")
     p.add_argument("--device", default=None)
+    p.add_argument("--weights", default=None, help="DRUNet weights file (default: the shipped ones)")
     a = p.parse_args(argv)
     img = load_images(SET12, indices=[a.image], crop=128 if a.quick else None)[0]
     A, x, y, sigma = deblur_problem(img, levin_kernels([a.kernel])[0], seed=a.image)
     dens = available_denoisers(("tv",) if a.quick else ("drunet", "dncnn", "tv"))
+    if a.weights:  # e.g. interim weights before the final ones ship
+        from priors import load_denoiser
+
+        dens = {"drunet": load_denoiser("drunet", weights=a.weights), **{k: v for k, v in dens.items() if k != "drunet"}}
+        dens["drunet"].name = "drunet"
     panels = [("truth", img), (f"blurred {psnr(y, x):.2f} dB", y[0, 0].numpy())]
     runs = [("tv", None, "TV")] + [(s, d, f"{s} {n}") for n, d in dens.items() for s in ("pnp-admm", "hqs")]
     for solver, den, label in runs:

@@ -28,6 +28,7 @@ def main(argv=None):
     p.add_argument("--sigma255", type=float, default=25.0, help="noise level in 1/255 units")
     p.add_argument("--quick", action="store_true", help="128x128 crop, classical denoisers")
     p.add_argument("--out", default="results/denoise")
+    p.add_argument("--weights", default=None, help="DRUNet weights file (default: the shipped ones)")
     a = p.parse_args(argv)
     img = load_images(SET12, indices=[a.image], crop=128 if a.quick else None)[0]
     sigma = a.sigma255 / 255.0
@@ -37,13 +38,23 @@ def main(argv=None):
     A = Identity(img.shape)
     panels = [("truth", img), (f"noisy {psnr(y, x):.2f} dB", y[0, 0].numpy())]
     names = ("tv", "wavelet") if a.quick else ("drunet", "dncnn", "tv", "wavelet")
-    for n, den in available_denoisers(names).items():
+    dens = available_denoisers(names)
+    if a.weights:
+        from priors import load_denoiser
+
+        dens["drunet"] = load_denoiser("drunet", weights=a.weights)
+    for n, den in dens.items():
         t0 = time.perf_counter()
         with torch.no_grad():
             out = den(y, sigma)
         print(f"{n:20s} {psnr(out, x):6.2f} dB  {time.perf_counter() - t0:6.1f} s")
         panels.append((f"{n} {psnr(out, x):.2f} dB", out[0, 0].clamp(0, 1).numpy()))
-    for solver, kw, label in [("tv", dict(lam=0.9 * sigma**2 / sigma), "TV recon."),
+    # "pnp-admm" and "hqs" on the identity default to one denoiser call at the noise level (see
+    # recon/solvers/defaults.py); TV's weight defaults to a multiple of sigma.
+    if "drunet" in dens:
+        out, _ = run_solver("hqs", A, y, prior=dens["drunet"], sigma=sigma)
+        print(f"{'hqs drunet (default)':20s} {psnr(out, x):6.2f} dB")
+    for solver, kw, label in [("tv", {}, "TV recon."),
                               ("coordinate", dict(n_steps=150 if a.quick else 500, width=128, depth=3), "coord. PE")]:
         t0 = time.perf_counter()
         out, _ = run_solver(solver, A, y, sigma=sigma, **kw)

@@ -299,8 +299,8 @@ class EmissionField(nn.Module):
 def fit_network(op, y, *, observation: LinearOperator | None = None, weights=None, n_iter: int = 2000,
                 lr: float = 1e-3, lr_final: float = 1e-5, field: EmissionField | None = None, seed: int = 0,
                 r_max: float = 8.0, r_min: float = 0.0, z_max: float | None = None, amplitude: float = 1.0,
-                truth=None, truth_mask=None, device=None, mixed_precision: bool = False, log_every: int = 50,
-                callback=None, **field_kw):
+                truth=None, truth_mask=None, device=None, mixed_precision: bool = False, normalize: bool = True,
+                adam_eps: float = 1e-12, log_every: int = 50, callback=None, **field_kw):
     """Fit a coordinate network ``e₀`` so that ``O(render(e₀)) ≈ y``.
 
     Loss: ``mean |W (O(render(e₀)) − y)|²`` over the data; Adam with a learning rate decaying
@@ -346,7 +346,14 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         observation = observation.to(device)
     y, w = _prepare(op, y, observation, weights, device, torch.float32)
     n_data = y.numel()
-    opt = torch.optim.Adam(field.parameters(), lr=lr)
+    # Scale-free loss: divided by the mean squared (weighted) datum, it starts near 1 whatever the
+    # data units (Jy, unit-integral hotspots, 1/sigma-weighted visibilities).  Without it the
+    # gradients of a freshly initialised sigmoid(out - 10) field in physical units are ~1e-10,
+    # below Adam's eps, and only the output layer trains (the fit then stalls near zero).
+    yw = y if w is None else y * w
+    data_energy = float(yw.abs().pow(2).sum()) / n_data
+    loss_scale = 1.0 / (n_data * data_energy) if (normalize and data_energy > 0) else 1.0 / n_data
+    opt = torch.optim.Adam(field.parameters(), lr=lr, eps=adam_eps)
     gamma = (lr_final / lr) ** (1.0 / max(1, int(n_iter) - 1))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     hist = History(meta={"solver": "bhnerf-adam", "n_iter": int(n_iter), "lr": lr, "lr_final": lr_final,
@@ -360,7 +367,7 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
             movie = op.render_field(field, device=device, dtype=torch.float32, **field.support)
         movie = movie.float()
         r = _residual(_obs(observation, movie), y, w)
-        loss = r.abs().pow(2).sum() / n_data
+        loss = r.abs().pow(2).sum() * loss_scale
         loss.backward()
         opt.step()
         sched.step()

@@ -35,9 +35,16 @@ CHECKPOINT_VERSION = "1.0"
 
 
 def supports_resume(fn) -> bool:
-    """Whether a solver function implements the checkpoint protocol."""
+    """Whether a solver implements the checkpoint protocol.
+
+    A registry entry (``recon.solvers.SolverSpec``) says so in its ``resumable`` attribute;
+    for anything else the signature of ``fn.run`` (or ``fn``) is inspected.
+    """
+    flag = getattr(fn, "resumable", None)
+    if isinstance(flag, bool):
+        return flag
     try:
-        params = inspect.signature(fn).parameters
+        params = inspect.signature(getattr(fn, "run", fn)).parameters
     except (TypeError, ValueError):
         return False
     return "state_callback" in params and "resume_state" in params

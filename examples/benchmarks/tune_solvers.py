@@ -5,7 +5,12 @@ issue-3 benchmarks: deblurring (Levin kernels, σ = 2.55/255, circular) and spar
 1% noise, 256x256).  The printed values are what ``recon/solvers/defaults.py`` holds.
 
     python examples/benchmarks/tune_solvers.py --task deblur --prior tv --quick
-    python examples/benchmarks/tune_solvers.py --task ct --prior drunet
+    python examples/benchmarks/tune_solvers.py --task ct --prior drunet --weights scratch/weights/drunet.safetensors
+    python examples/benchmarks/tune_solvers.py --task denoise --prior drunet --weights ...
+
+PnP-ADMM is searched over ``(lam, sigma0, sigma_end)``: ``rho = lam / sigma0²`` and ``rho`` grows
+geometrically so that the denoiser level goes from ``sigma0`` down to ``sigma_end`` at the last
+iteration (the DPIR idea in ADMM form); the printed values are ``lam, rho, rho_growth``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ from problems import TRAIN400, ct_problem, deblur_problem, levin_kernels, load_i
 
 from recon.metrics import psnr
 from recon.solvers import DataFidelity, cg_tikhonov, fbp, hqs, pnp_admm, resolve_prior, tv_reconstruction
+
+DEBLUR_SIGMA = 2.55 / 255.0
+
+
+def load_prior(name, weights=None, device=None):
+    """A denoiser by name, from ``weights`` when given (e.g. interim weights before they ship)."""
+    if weights:
+        from priors import load_denoiser
+
+        den = load_denoiser(name, weights=weights, device=device)
+        den.weights_path = str(weights)
+        return den
+    return resolve_prior(name, device=device)
 
 
 def _grid(d):
@@ -46,19 +64,25 @@ def search(name, problems, run, grid):
     return best
 
 
+def admm_schedule(lam, sigma0, sigma_end, n_iter):
+    """``(rho, rho_growth)`` taking the denoiser level sqrt(lam/rho_k) from sigma0 to sigma_end."""
+    growth = (sigma0 / sigma_end) ** (2.0 / max(1, n_iter - 1))
+    return lam / sigma0**2, growth
+
+
 def admm_runner(den, n_iter, cg_max_iter=50):
-    def run(A, y, s, *, lam, sigma0, growth):
-        x, _ = pnp_admm(DataFidelity(A, y), den, lam=lam, rho=lam / sigma0**2, n_iter=n_iter,
+    def run(A, y, s, *, lam, sigma0, sigma_end):
+        rho, growth = admm_schedule(lam, sigma0, sigma_end, n_iter)
+        x, _ = pnp_admm(DataFidelity(A, y), den, lam=lam, rho=rho, n_iter=n_iter,
                         rho_schedule="increasing" if growth > 1 else "fixed", rho_growth=growth, tol=0,
                         cg_max_iter=cg_max_iter)
         return x
     return run
 
 
-def hqs_runner(den, n_iter, cg_max_iter=50, sigma_end=None):
+def hqs_runner(den, n_iter, cg_max_iter=50):
     def run(A, y, s, *, lam, **kw):
-        x, _ = hqs(DataFidelity(A, y), den, sigma=s, lam=lam, n_iter=n_iter, cg_max_iter=cg_max_iter,
-                   **({"sigma_end": sigma_end} if sigma_end else {}), **kw)
+        x, _ = hqs(DataFidelity(A, y), den, sigma=s, lam=lam, n_iter=n_iter, cg_max_iter=cg_max_iter, **kw)
         return x
     return run
 
@@ -69,12 +93,17 @@ def tune_deblur(args, den):
     probs = [deblur_problem(img, k, seed=100 + 10 * i + j) for i, img in enumerate(imgs) for j, k in enumerate(kernels)]
     print(f"deblur: {len(imgs)} Train400 images x {len(kernels)} kernels, prior {args.prior}")
     out = {}
-    out["tv"] = search("tv", probs, lambda A, y, s, lam: tv_reconstruction(DataFidelity(A, y), lam=lam, n_iter=300,
-                                                                           tol=1e-5)[0],
-                       {"lam": [3e-4, 6e-4, 1e-3, 2e-3]})
-    out["hqs"] = search("hqs", probs, hqs_runner(den, 8), {"lam": [0.05, 0.1, 0.23, 0.5]})
-    out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter),
-                             {"lam": [1e-5, 3e-5, 1e-4], "sigma0": [0.05, 0.1, 0.2], "growth": [1.1]})
+    if "tv" in args.solvers:
+        out["tv"] = search("tv", probs, lambda A, y, s, lam: tv_reconstruction(DataFidelity(A, y), lam=lam, n_iter=300,
+                                                                               tol=1e-5)[0],
+                           {"lam": [5e-4, 1e-3, 2e-3]})
+    if "hqs" in args.solvers:
+        out["hqs"] = search("hqs", probs, hqs_runner(den, 8), {"lam": [0.1, 0.23, 0.5]})
+    if "pnp-admm" in args.solvers:
+        sn = DEBLUR_SIGMA
+        out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter),
+                                 {"lam": [0.23 * sn**2, 1.0 * sn**2, 4.0 * sn**2], "sigma0": [0.15],
+                                  "sigma_end": [sn, 2 * sn]})
     return out
 
 
@@ -83,48 +112,94 @@ def tune_ct(args, den):
     probs = [ct_problem(img, seed=200 + i) for i, img in enumerate(imgs)]
     print(f"ct: {len(imgs)} Train400 images resized to 256, 60 views, 1% noise, prior {args.prior}")
     out = {}
-    out["fbp"] = search("fbp", probs, lambda A, y, s, filter: fbp(A, y, filter=filter)[0],
-                        {"filter": ["ramp", "shepp-logan", "cosine", "hamming", "hann"]})
-    out["cg"] = search("cg", probs, lambda A, y, s, n_iter: cg_tikhonov(DataFidelity(A, y), n_iter=n_iter)[0],
-                       {"n_iter": [5, 10, 20, 40]})
-    out["tv"] = search("tv", probs, lambda A, y, s, lam: tv_reconstruction(DataFidelity(A, y), lam=lam, n_iter=300,
-                                                                           tol=1e-5, bounds=(0, 1))[0],
-                       {"lam": [1.0, 3.0, 10.0, 30.0]})
-    out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter, cg_max_iter=args.cg_iter),
-                             {"lam": [3.0, 10.0, 30.0], "sigma0": [0.1, 0.2], "growth": [1.1]})
+    if "fbp" in args.solvers:
+        out["fbp"] = search("fbp", probs, lambda A, y, s, filter: fbp(A, y, filter=filter)[0],
+                            {"filter": ["ramp", "shepp-logan", "cosine", "hamming", "hann"]})
+    if "cg" in args.solvers:
+        out["cg"] = search("cg", probs, lambda A, y, s, n_iter: cg_tikhonov(DataFidelity(A, y), n_iter=n_iter)[0],
+                           {"n_iter": [3, 5, 8]})
+    if "tv" in args.solvers:
+        out["tv"] = search("tv", probs, lambda A, y, s, lam: tv_reconstruction(DataFidelity(A, y), lam=lam,
+                                                                               n_iter=args.tv_iter, tol=1e-5,
+                                                                               bounds=(0, 1))[0],
+                           {"lam": [0.3, 1.0, 3.0]})
+    if "hqs" in args.solvers:
+        out["hqs"] = search("hqs", probs, hqs_runner(den, args.hqs_iter, cg_max_iter=args.cg_iter),
+                            {"lam": [0.1, 0.3, 1.0], "sigma_end": [0.015]})
+    if "pnp-admm" in args.solvers:
+        out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter, cg_max_iter=args.cg_iter),
+                                 {"lam": [1.0, 3.0, 10.0], "sigma0": [0.1], "sigma_end": [0.015]})
+    return out
+
+
+def tune_denoise(args, den):
+    """Identity operator at several noise levels: TV's λ = c·σ, and one denoiser call (what the
+    denoise defaults of PnP-ADMM/HQS do) against the 8-iteration DPIR schedule."""
+    from forward_models import Identity
+
+    imgs = load_images(TRAIN400, indices=range(args.n_images))
+    probs = []
+    for i, img in enumerate(imgs):
+        for j, s in enumerate((15 / 255, 25 / 255, 50 / 255)):
+            x = torch.from_numpy(img).float()[None, None]
+            g = torch.Generator().manual_seed(300 + 10 * i + j)
+            probs.append((Identity(img.shape), x, x + s * torch.randn(x.shape, generator=g), s))
+    print(f"denoise: {len(imgs)} Train400 images x sigma 15/25/50 /255, prior {args.prior}")
+    out = {}
+    if "tv" in args.solvers:
+        out["tv"] = search("tv", probs, lambda A, y, s, c: tv_reconstruction(DataFidelity(A, y), lam=c * s,
+                                                                             n_iter=200, tol=1e-5)[0],
+                           {"c": [0.5, 0.75, 1.0, 1.5]})
+    if "hqs" in args.solvers:
+        out["hqs"] = search("hqs", probs, lambda A, y, s, n_iter: hqs(DataFidelity(A, y), den, sigma=s, lam=0.23,
+                                                                      n_iter=n_iter)[0],
+                            {"n_iter": [1, 8]})
     return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["deblur", "ct", "all"], default="all")
+    p.add_argument("--task", choices=["deblur", "ct", "denoise", "all"], default="all")
     p.add_argument("--prior", default="tv", help="denoiser for PnP-ADMM/HQS (drunet, dncnn, tv, ...)")
+    p.add_argument("--weights", default=None, help="weights file of a learned prior (default: the shipped ones)")
+    p.add_argument("--solvers", default="fbp,cg,tv,hqs,pnp-admm", help="comma-separated subset to tune")
     p.add_argument("--quick", action="store_true", help="fewer images, smaller crops")
     p.add_argument("--n-images", type=int, default=None)
+    p.add_argument("--n-kernels", type=int, default=None, help="Levin kernels (spread over the 8; default 4)")
+    p.add_argument("--admm-iter", type=int, default=None)
+    p.add_argument("--hqs-iter", type=int, default=None)
+    p.add_argument("--tv-iter", type=int, default=None)
+    p.add_argument("--cg-iter", type=int, default=None, help="inner CG iterations of the CT data prox")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    a.n_images = a.n_images or (1 if a.quick else 4)
-    a.n_kernels = 2 if a.quick else 4
+    a.n_images = a.n_images or (1 if a.quick else None)
+    a.n_kernels = a.n_kernels or (2 if a.quick else 4)
     a.crop = 128 if a.quick else None
-    a.admm_iter = 20 if a.quick else 40
-    a.cg_iter = 5 if a.quick else 10
-    den = resolve_prior(a.prior, device=a.device)
+    a.n_images = a.n_images or 3
+    a.admm_iter = a.admm_iter or (20 if a.quick else 24)
+    a.hqs_iter = a.hqs_iter or 12
+    a.tv_iter = a.tv_iter or (150 if a.quick else 200)
+    a.cg_iter = a.cg_iter or (5 if a.quick else 10)
+    a.solvers = [t.strip() for t in a.solvers.split(",")]
+    den = load_prior(a.prior, a.weights, a.device)
     results = {}
     if a.task in ("deblur", "all"):
         results["blur"] = tune_deblur(a, den)
     if a.task in ("ct", "all"):
         results["radon"] = tune_ct(a, den)
+    if a.task in ("denoise", "all"):
+        results["denoise"] = tune_denoise(a, den)
     print("\n# tuned values (paste into recon/solvers/defaults.py):")
     for fm, res in results.items():
         for solver, (score, params) in res.items():
             params = dict(params)
             if "sigma0" in params:
-                params["rho"] = params["lam"] / params.pop("sigma0") ** 2
-                g = params.pop("growth")
-                params.update(rho_schedule="increasing" if g > 1 else "fixed", rho_growth=g)
+                n = a.admm_iter
+                rho, g = admm_schedule(params["lam"], params.pop("sigma0"), params.pop("sigma_end"), n)
+                params.update(rho=rho, n_iter=n, rho_schedule="increasing" if g > 1 else "fixed", rho_growth=g)
             print(f"({solver!r}, {fm!r}, {a.prior!r}): {params},  # {score:.2f} dB on Train400")
     return 0
 

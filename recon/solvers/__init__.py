@@ -116,6 +116,9 @@ class SolverSpec:
     description : str
     params : tuple of str
         Hyper-parameter names accepted in ``**params``.
+    resumable : bool
+        Whether ``run`` implements the checkpoint protocol of :mod:`recon.checkpoint`
+        (``state_callback=`` / ``resume_state=``); ``fbp`` is one step and has nothing to resume.
     """
 
     name: str
@@ -124,12 +127,13 @@ class SolverSpec:
     needs_prior: bool
     description: str
     params: tuple = field(default_factory=tuple)
+    resumable: bool = False
 
     def __call__(self, *args, **kwargs):
         return self.run(*args, **kwargs)
 
 
-_COMMON = ("x0", "truth", "callback", "device", "progress")
+_COMMON = ("x0", "truth", "callback", "device", "progress", "state_callback", "resume_state")
 
 
 def _hyper_names(fn, extra=()) -> tuple:
@@ -142,7 +146,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
     allowed = set(_hyper_names(algorithm, _FIELD_PARAMS if kind == "coordinate" else ()))
 
     def run(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
-            progress=None, use_defaults=True, **params):
+            progress=None, use_defaults=True, state_callback=None, resume_state=None, **params):
         check_measurement(A, y)
         if sigma is not None and not (isinstance(sigma, (int, float)) and sigma >= 0):
             raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
@@ -151,11 +155,13 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
             raise TypeError(f"solver {name!r} got unknown hyper-parameter(s) {sorted(unknown)}; "
                             f"accepted: {sorted(allowed)}")
         cfg = defaults_for(name, getattr(A, "registry_name", None), _prior_name(prior)) if use_defaults else {}
+        _noise_relative(cfg, sigma, explicit=params)
         cfg = {k: v for k, v in cfg.items() if k in allowed}
         cfg.update(params)
         common = dict(truth=truth, device=device)
-        if kind != "fbp":
-            common.update(callback=callback, progress=progress)
+        if kind != "fbp":  # one step: nothing to call back about or to resume
+            common.update(callback=callback, progress=progress, state_callback=state_callback,
+                          resume_state=resume_state)
         if kind == "fbp":
             x, hist = algorithm(A, y, **common, **cfg)
         elif kind == "coordinate":
@@ -182,26 +188,60 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
     return run, tuple(sorted(allowed))
 
 
+def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
+    """Turn noise-relative defaults into ``lam`` (in place).
+
+    A defaults entry may say ``lam_per_sigma2=c`` (``λ = c σ²``) or ``lam_per_sigma=c``
+    (``λ = c σ``) with ``σ`` the measurement noise level, e.g. for denoising, where the right
+    weight of any prior scales with the noise.  An explicit ``lam`` wins; without ``sigma``
+    the entry's plain ``lam`` is used.
+    """
+    for key, power in (("lam_per_sigma2", 2), ("lam_per_sigma", 1)):
+        if key in cfg:
+            c = cfg.pop(key)
+            if "lam" not in explicit and sigma is not None and sigma > 0:
+                cfg["lam"] = float(c) * float(sigma) ** power
+
+
 #: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.
 _FIELD_PARAMS = ("encoding", "n_freqs", "width", "depth", "activation", "skips", "output_transform",
                  "fourier_scale", "n_features", "field_seed")
 
 
-def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=None, progress=None, **cfg):
+def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=None, progress=None,
+                    state_callback=None, resume_state=None, **cfg):
+    """One field per batch element, fitted in turn.  For the checkpoint protocol the state also
+    holds the batch element being fitted and the renderings of those already done."""
     from priors.coordinate import image_field
 
     field_kw = {k: cfg.pop(k) for k in list(cfg) if k in _FIELD_PARAMS}
     if "field_seed" in field_kw:
         field_kw["seed"] = field_kw.pop("field_seed")
     outs, fields, hists = [], [], []
-    for b in range(y.shape[0]):
+    first = 0
+    if resume_state is not None:
+        first = int(resume_state.get("batch_index", 0))
+        done = resume_state.get("done")
+        if first and (done is None or done.shape[0] != first):
+            raise ValueError("resume_state: 'done' must hold the renderings of the first batch_index elements")
+        outs = [done[i:i + 1].to(y.device) for i in range(first)]
+        fields = [None] * first  # fitted before the interruption; only their renderings were kept
+    for b in range(first, y.shape[0]):
         f = image_field(A.in_shape, **field_kw)
         t = None if truth is None else truth[min(b, truth.shape[0] - 1)][None]
         w = weights
         if isinstance(weights, torch.Tensor) and weights.ndim == y.ndim and weights.shape[0] == y.shape[0]:
             w = weights[b:b + 1]
+        on_state = None
+        if state_callback is not None:
+            def on_state(k, st, b=b, prev=tuple(outs)):
+                st = dict(st, batch_index=b)
+                if prev:
+                    st["done"] = torch.cat(prev, dim=0)
+                state_callback(k, st)
         f, h = fit_coordinate_network(A, y[b:b + 1], f, weights=w, truth=t, callback=callback, device=device,
-                                      progress=progress, **cfg)
+                                      progress=progress, state_callback=on_state,
+                                      resume_state=resume_state if b == first else None, **cfg)
         with torch.no_grad():
             outs.append(f.render())
         fields.append(f)
@@ -215,7 +255,8 @@ def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=Non
 
 def _spec(name, algorithm, needs_prior, kind, description):
     run, params = _make_runner(name, algorithm, needs_prior, kind)
-    return SolverSpec(name, run, algorithm, needs_prior, description, params)
+    resumable = "resume_state" in inspect.signature(algorithm).parameters
+    return SolverSpec(name, run, algorithm, needs_prior, description, params, resumable)
 
 
 SOLVERS: dict[str, SolverSpec] = {

@@ -20,8 +20,8 @@ import math
 
 import torch
 
-from .common import (Tracker, call_denoiser, check_int, check_positive, clamp_sigma, initial_point,
-                     move_denoiser, resolve_device)
+from .common import (Tracker, call_denoiser, check_int, check_positive, check_state_callback, clamp_sigma,
+                     initial_point, move_denoiser, resolve_device)
 from .fidelity import DataFidelity
 from .history import History
 
@@ -51,6 +51,8 @@ def pnp_admm(
     device=None,
     progress: bool | None = None,
     ssim: bool = False,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """Plug-and-play ADMM.
 
@@ -84,6 +86,13 @@ def pnp_admm(
         Where to compute (default: ``y``'s device); the result stays there.
     progress : bool, optional
         tqdm bar (default: only when stderr is a terminal).
+    state_callback : callable, optional
+        ``state_callback(k, state)`` after iteration ``k`` with the state that determines the rest
+        of the run (``x``, ``v``, ``u``, ``rho``, the iteration and the history so far): the
+        checkpoint protocol of :mod:`recon.checkpoint`.
+    resume_state : dict, optional
+        Such a state: continue from iteration ``state["iteration"] + 1`` (same result as an
+        uninterrupted run with the same arguments).
 
     Returns
     -------
@@ -112,6 +121,7 @@ def pnp_admm(
     if rho_schedule == "increasing" and growth < 1:
         raise ValueError(f"rho_growth must be >= 1 for an increasing schedule, got {rho_growth}")
     rho_max = check_positive(rho_max, "rho_max", allow_inf=True)
+    check_state_callback(state_callback)
 
     dev = resolve_device(device, fidelity.y)
     fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
@@ -125,8 +135,14 @@ def pnp_admm(
     track.start(x)
     v = x.clone()
     u = torch.zeros_like(x)
+    start = track.resume(resume_state, ("x", "v", "u", "rho"))
+    if start:
+        x, v, u = (resume_state[n].to(device=dev, dtype=x.dtype) for n in ("x", "v", "u"))
+        rho = float(resume_state["rho"])
+        track.start(v)
     reason = "max_iter"
-    for k in range(n_iter):
+    info = None
+    for k in range(start, n_iter):
         x = fid.prox(v - u, tau=1.0 / rho, x0=x, tol=cg_tol, max_iter=cg_max_iter)
         info = fid.last_info
         track.guard(x, k, "data-prox iterate")
@@ -150,8 +166,10 @@ def pnp_admm(
             new = min(rho * growth, rho_max)
             u = u * (rho / new)  # scaled dual u = dual/ρ keeps the unscaled dual fixed
             rho = new
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x, v=v, u=u, rho=rho))
     history = track.finish(reason)
-    history.meta["prox_method"] = info.method if n_iter else None
+    history.meta["prox_method"] = info.method if info is not None else None
     return v, history
 
 

@@ -11,8 +11,8 @@ import math
 
 import torch
 
-from .common import (Tracker, call_denoiser, check_int, check_measurement, check_positive, clamp_sigma,
-                     initial_point, move_denoiser, resolve_device)
+from .common import (Tracker, call_denoiser, check_int, check_measurement, check_positive, check_state_callback,
+                     clamp_sigma, initial_point, move_denoiser, resolve_device)
 from .fidelity import DataFidelity
 from .history import History
 
@@ -41,6 +41,8 @@ def cg_tikhonov(
     device=None,
     progress: bool | None = None,
     ssim: bool = False,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """Tikhonov-damped least squares ``argmin ‖W(y − A x)‖²/2 + δ‖x‖²/2`` by conjugate gradients
     on the normal equations ``(Aᵀ W² A + δ I) x = Aᵀ W² y``.
@@ -55,6 +57,9 @@ def cg_tikhonov(
         Stop when ``‖b − M x‖ ≤ tol ‖b‖`` for every batch element.
     x0 : tensor, optional
         Start (default 0, so that iterations stay in the range of ``Aᵀ``).
+    state_callback, resume_state
+        The checkpoint protocol (:mod:`recon.checkpoint`); the state holds ``x``, the residual
+        ``r``, the search direction ``p`` and ``‖r‖²``.
 
     Returns
     -------
@@ -66,6 +71,7 @@ def cg_tikhonov(
     damping = check_positive(damping, "damping", allow_zero=True)
     n_iter = check_int(n_iter, "n_iter")
     tol = check_positive(tol, "tol")
+    check_state_callback(state_callback)
     A, y = fid.A, fid.y
     track = Tracker("cg", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(damping=damping, n_iter=n_iter, tol=tol))
@@ -84,8 +90,12 @@ def cg_tikhonov(
     rs = _bdot(r, r)
     bnorm = torch.sqrt(_bdot(b, b)).clamp_min(torch.finfo(b.dtype).tiny)
     shape = (b.shape[0],) + (1,) * (b.ndim - 1)
+    start = track.resume(resume_state, ("x", "r", "p", "rs"))
+    if start:
+        x, r, p, rs = (resume_state[n].to(device=b.device, dtype=b.dtype) for n in ("x", "r", "p", "rs"))
+        track.start(x)
     reason = "max_iter"
-    for k in range(n_iter):
+    for k in range(start, n_iter):
         rel = torch.sqrt(rs) / bnorm
         if bool((rel <= tol).all()):
             reason = "converged"
@@ -105,6 +115,8 @@ def cg_tikhonov(
                       primal_residual=float((torch.sqrt(rs) / bnorm).max())):
             reason = "callback"
             break
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x, r=r, p=p, rs=rs))
     return x, track.finish(reason)
 
 
@@ -165,6 +177,8 @@ def tv_reconstruction(
     progress: bool | None = None,
     ssim: bool = False,
     record_every: int = 1,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """``argmin_x ‖W(y − A x)‖²/2 + λ TV(x)`` (isotropic TV) by Chambolle-Pock primal-dual.
 
@@ -184,6 +198,9 @@ def tv_reconstruction(
         Box constraint on ``x`` (e.g. ``(0, 1)``; default none).
     tv_axes : tuple of int, optional
         Tensor axes of the TV (default: all but batch and channel).
+    state_callback, resume_state
+        The checkpoint protocol (:mod:`recon.checkpoint`); the state holds the primal ``x``,
+        its extrapolation ``xbar`` and the two dual variables ``p1`` (data) and ``p2`` (gradient).
 
     Returns
     -------
@@ -199,6 +216,7 @@ def tv_reconstruction(
         lo, hi = (float(b) for b in bounds)
         if not lo < hi:
             raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
+    check_state_callback(state_callback)
     A, y = fid.A, fid.y
     axes = _spatial_axes(tuple(A.in_shape), tv_axes)
     norm_a = A.norm()
@@ -218,9 +236,15 @@ def tv_reconstruction(
     p1 = torch.zeros_like(A(x))
     p2 = torch.zeros_like(gradient(x, axes))
     w2 = fid.weights**2 if fid.weights is not None else fid.scalar_weight**2
+    start = track.resume(resume_state, ("x", "xbar", "p1", "p2"))
+    if start:
+        x, xbar = (resume_state[n].to(device=x.device, dtype=x.dtype) for n in ("x", "xbar"))
+        p1 = resume_state["p1"].to(device=p1.device, dtype=p1.dtype)
+        p2 = resume_state["p2"].to(device=p2.device, dtype=p2.dtype)
+        track.start(x)
     reason = "max_iter"
     thresh = lam / c
-    for k in range(n_iter):
+    for k in range(start, n_iter):
         # dual ascent; prox of σF₁* for F₁(z) = ‖W(z − y)‖²/2 is W²(p − σy)/(W² + σ)
         p1 = w2 * (p1 + sig * (A(xbar) - y)) / (w2 + sig)
         q = p2 + sig * c * gradient(xbar, axes)
@@ -243,6 +267,8 @@ def tv_reconstruction(
         if tol > 0 and k > 0 and bool((change <= tol).all()):
             reason = "converged"
             break
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x, xbar=xbar, p1=p1, p2=p2))
     return x, track.finish(reason)
 
 
@@ -280,11 +306,14 @@ def pnp_pgd(
     device=None,
     progress: bool | None = None,
     ssim: bool = False,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """Plug-and-play proximal gradient: ``x ← D(x − γ ∇f(x), σ = sqrt(γ λ))``.
 
     ``step`` γ defaults to ``1/L`` (``L`` = :meth:`DataFidelity.lipschitz`). Stops after ``n_iter``
-    or when the relative change falls below ``tol``.
+    or when the relative change falls below ``tol``.  ``state_callback``/``resume_state``: the
+    checkpoint protocol (:mod:`recon.checkpoint`; the state is ``x``).
     """
     fid = _prepare(fidelity, device)
     if not callable(denoiser):
@@ -295,14 +324,18 @@ def pnp_pgd(
     gamma = 1.0 / fid.lipschitz() if step is None else check_positive(step, "step")
     denoiser = move_denoiser(denoiser, fid.y.device)
     sigma = clamp_sigma(denoiser, math.sqrt(gamma * lam))
+    check_state_callback(state_callback)
     A, y = fid.A, fid.y
     track = Tracker("pnp-pgd", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
     track.check_truth(A, y.shape[0])
     x = initial_point(A, y, x0)
+    start = track.resume(resume_state, ("x",))
+    if start:
+        x = resume_state["x"].to(device=x.device, dtype=x.dtype)
     track.start(x)
     reason = "max_iter"
-    for k in range(n_iter):
+    for k in range(start, n_iter):
         x_new = call_denoiser(denoiser, x - gamma * fid.grad(x), sigma)
         change = float((torch.linalg.vector_norm((x_new - x).reshape(x.shape[0], -1), dim=1)
                         / torch.linalg.vector_norm(x_new.reshape(x.shape[0], -1), dim=1).clamp_min(1e-30)).max())
@@ -314,6 +347,8 @@ def pnp_pgd(
         if tol > 0 and change < tol:
             reason = "converged"
             break
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x))
     return x, track.finish(reason)
 
 
@@ -331,9 +366,12 @@ def red(
     device=None,
     progress: bool | None = None,
     ssim: bool = False,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """Regularisation by denoising (Romano, Elad & Milanfar 2017), gradient-descent form:
-    ``x ← x − μ (∇f(x) + λ (x − D(x, σ_d)))`` with ``μ = 1/(L + λ)`` by default."""
+    ``x ← x − μ (∇f(x) + λ (x − D(x, σ_d)))`` with ``μ = 1/(L + λ)`` by default.
+    ``state_callback``/``resume_state``: the checkpoint protocol (the state is ``x``)."""
     fid = _prepare(fidelity, device)
     if not callable(denoiser):
         raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
@@ -342,18 +380,24 @@ def red(
     n_iter = check_int(n_iter, "n_iter")
     mu = 1.0 / (fid.lipschitz() + lam) if step is None else check_positive(step, "step")
     denoiser = move_denoiser(denoiser, fid.y.device)
+    check_state_callback(state_callback)
     A, y = fid.A, fid.y
     track = Tracker("red", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(lam=lam, sigma_denoiser=sd, step=mu, n_iter=n_iter))
     track.check_truth(A, y.shape[0])
     x = initial_point(A, y, x0)
+    start = track.resume(resume_state, ("x",))
+    if start:
+        x = resume_state["x"].to(device=x.device, dtype=x.dtype)
     track.start(x)
     reason = "max_iter"
-    for k in range(n_iter):
+    for k in range(start, n_iter):
         x = x - mu * (fid.grad(x) + lam * (x - call_denoiser(denoiser, x, sd)))
         if track.step(k, x, last=(k == n_iter - 1), objective=float(fid.value(x).sum()), sigma=sd, step=mu):
             reason = "callback"
             break
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x))
     return x, track.finish(reason)
 
 

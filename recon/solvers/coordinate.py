@@ -13,7 +13,7 @@ import torch
 
 from forward_models.base import LinearOperator
 
-from .common import Tracker, check_int, check_measurement, check_positive, resolve_device
+from .common import Tracker, check_int, check_measurement, check_positive, check_state_callback, resolve_device
 from .history import History
 
 LR_SCHEDULES = ("constant", "cosine", "exponential", "step")
@@ -51,6 +51,8 @@ def fit_coordinate_network(
     metrics_every: int = 50,
     ssim: bool = False,
     seed: int | None = None,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.nn.Module, History]:
     """Fit ``field`` so that ``A(field.render()) ≈ y``, with Adam.
 
@@ -80,7 +82,14 @@ def fit_coordinate_network(
     log_every : int
         Record the objective every that many steps.
     seed : int, optional
-        Seeds the global torch RNG before fitting (only matters for stochastic regularisers).
+        Seeds the global torch RNG before fitting (only matters for stochastic regularisers;
+        not re-seeded on resume: :func:`recon.api.reconstruct` restores the checkpoint's RNG).
+    state_callback, resume_state
+        The checkpoint protocol (:mod:`recon.checkpoint`): the state after step ``k`` holds the
+        field's parameters (``field``), Adam's moments and step counts (``optimizer``), the step
+        and the history so far; the learning-rate schedule is a function of the step, so it
+        needs no state of its own.  ``field`` must be built the same way (same architecture) on
+        resume; its initial weights are then replaced.
 
     Returns
     -------
@@ -107,7 +116,8 @@ def fit_coordinate_network(
         raise TypeError("regularizer must be callable as regularizer(x) -> scalar tensor")
     if grad_clip is not None:
         grad_clip = check_positive(grad_clip, "grad_clip")
-    if seed is not None:
+    check_state_callback(state_callback)
+    if seed is not None and resume_state is None:
         torch.manual_seed(int(seed))
     dev = resolve_device(device, y)
     y = y.to(dev)
@@ -136,7 +146,10 @@ def fit_coordinate_network(
     reason = "max_iter"
     log_every = max(1, int(log_every))
     last_state = None
-    for k in range(n_steps):
+    start = track.resume(resume_state, ("field", "optimizer"))
+    if start:
+        _load_fit_state(field, opt, resume_state, dev, rdtype)
+    for k in range(start, n_steps):
         cur_lr = lr * _lr_factor(lr_schedule, k, n_steps, final_ratio)
         for g in opt.param_groups:
             g["lr"] = cur_lr
@@ -173,10 +186,42 @@ def fit_coordinate_network(
         else:
             track.bar.update(1)
             last_state = x.detach()
+        if state_callback is not None:
+            state_callback(k, track.state(k, **_fit_state(field, opt)))
     if last_state is not None:
         track.last_finite = last_state
     history = track.finish(reason)
     return field, history
+
+
+def _fit_state(field: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+    """Copies of the field parameters and of Adam's state, keyed by strings (HDF5-friendly)."""
+    osd = opt.state_dict()
+    return {
+        "field": {k: v.detach().clone() for k, v in field.state_dict().items()},
+        "optimizer": {
+            "state": {str(i): {n: (t.detach().clone() if isinstance(t, torch.Tensor) else t) for n, t in st.items()}
+                      for i, st in osd["state"].items()},
+            "param_groups": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+                             for g in osd["param_groups"]],
+        },
+    }
+
+
+def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
+    fsd = field.state_dict()
+    saved = state["field"]
+    if set(saved) != set(fsd) or any(tuple(saved[k].shape) != tuple(fsd[k].shape) for k in fsd):
+        raise ValueError("resume_state: the field does not match the checkpoint's architecture")
+    field.load_state_dict({k: v.to(device=device, dtype=fsd[k].dtype) for k, v in saved.items()})
+    o = state["optimizer"]
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in o["param_groups"]]
+    per = {}
+    for i, st in o["state"].items():
+        per[int(i)] = {n: (t.to("cpu", torch.float32) if n == "step" and isinstance(t, torch.Tensor)
+                           else t.to(device=device, dtype=dtype) if isinstance(t, torch.Tensor) else t)
+                       for n, t in st.items()}
+    opt.load_state_dict({"state": per, "param_groups": groups})
 
 
 __all__ = ["LR_SCHEDULES", "fit_coordinate_network"]

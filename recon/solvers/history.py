@@ -90,6 +90,19 @@ class History:
         out["meta"] = dict(self.meta)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """Inverse of :meth:`as_dict` (used to resume a run from a checkpoint's state)."""
+        h = cls()
+        for k, v in d.items():
+            if k == "meta":
+                h.meta = dict(v)
+            elif k in SERIES:
+                setattr(h, k, list(v))
+            else:
+                h.extra[k] = list(v)
+        return h
+
     def to_hdf5(self, group) -> None:
         """Write into an h5py group: one 1-D dataset per non-empty series, ``meta`` as attributes.
 

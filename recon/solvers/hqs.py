@@ -19,8 +19,8 @@ import math
 import numpy as np
 import torch
 
-from .common import (Tracker, call_denoiser, check_int, check_positive, clamp_sigma, initial_point,
-                     move_denoiser, resolve_device)
+from .common import (Tracker, call_denoiser, check_int, check_positive, check_state_callback,
+                     initial_point, move_denoiser, resolve_device)
 from .fidelity import DataFidelity
 from .history import History
 
@@ -45,7 +45,13 @@ def ensemble_denoise(denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray:
-    """Denoiser levels log-spaced from ``sigma_start`` to ``sigma_end`` (both included)."""
+    """Denoiser levels log-spaced from ``sigma_start`` to ``sigma_end`` (both included).
+
+    A one-iteration schedule is ``[sigma_end]``: the level that matters is the final one (on
+    the identity operator this makes HQS one denoiser call at the measurement noise level).
+    """
+    if n_iter == 1:
+        return np.array([float(sigma_end)])
     return np.logspace(math.log10(sigma_start), math.log10(sigma_end), n_iter)
 
 
@@ -67,6 +73,8 @@ def hqs(
     device=None,
     progress: bool | None = None,
     ssim: bool = False,
+    state_callback=None,
+    resume_state: dict | None = None,
 ) -> tuple[torch.Tensor, History]:
     """HQS with the DPIR noise-level schedule.
 
@@ -83,14 +91,16 @@ def hqs(
     n_iter : int
         Iterations ``K`` (DPIR: 8 for deblurring).
     sigma_start : float
-        First denoiser level (image units; DPIR: 49/255).
+        First denoiser level (image units; DPIR: 49/255).  The schedule is kept inside the
+        denoiser's declared ``sigma_range``: ``sigma_start`` is lowered to its upper end (and
+        never below ``sigma_end``), ``sigma_end`` raised to its lower end.
     sigma_end : float, optional
         Last denoiser level (image units); default ``sigma`` -- right when ``A`` preserves the
         image scale (blur, identity); set it for other operators (e.g. CT).
     ensemble : bool
         x8 flip/rotation self-ensemble of the denoiser (8x slower).
-    x0, cg_tol, cg_max_iter, truth, callback, device, progress
-        As :func:`recon.solvers.pnp_admm`.
+    x0, cg_tol, cg_max_iter, truth, callback, device, progress, state_callback, resume_state
+        As :func:`recon.solvers.pnp_admm` (the state holds ``x``, ``z``, the iteration and history).
 
     Returns
     -------
@@ -108,23 +118,38 @@ def hqs(
     n_iter = check_int(n_iter, "n_iter")
     sigma_start = check_positive(sigma_start, "sigma_start")
     sigma_end = sigma if sigma_end is None else check_positive(sigma_end, "sigma_end")
+    check_state_callback(state_callback)
     dev = resolve_device(device, fidelity.y)
     fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
     denoiser = move_denoiser(denoiser, dev)
     A, y = fid.A, fid.y
+    # Keep the whole schedule inside the noise range the denoiser was trained for, so that the
+    # levels it is called at and the α_k = λσ²/σ_k² the data step uses are the same numbers
+    # (clamping only the denoiser's argument would decouple them).  DPIR's 49/255 start sits just
+    # inside a [0, 50]/255 network; a network trained up to 25/255 starts at 25/255 instead.
+    lo, hi = (float(v) for v in getattr(denoiser, "sigma_range", (0.0, math.inf)))
+    requested = (sigma_start, sigma_end)
+    sigma_start = min(max(sigma_start, sigma_end), hi)  # never schedule upwards
+    sigma_end = min(max(sigma_end, lo), sigma_start)
     sigmas = dpir_sigmas(n_iter, sigma_start, sigma_end)
     track = Tracker("hqs", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(sigma=sigma, lam=lam, n_iter=n_iter, sigma_start=sigma_start, sigma_end=sigma_end,
                               ensemble=bool(ensemble)))
+    if (sigma_start, sigma_end) != requested:
+        track.history.meta["schedule_clamped_from"] = list(requested)
     track.check_truth(A, y.shape[0])
     z = initial_point(A, y, x0)
     track.start(z)
     x = z
+    start = track.resume(resume_state, ("x", "z"))
+    if start:
+        x, z = (resume_state[n].to(device=dev, dtype=z.dtype) for n in ("x", "z"))
+        track.start(z)
     reason = "max_iter"
     info = None
-    for k in range(n_iter):
-        s_k = clamp_sigma(denoiser, float(sigmas[k]))
-        alpha = lam * sigma**2 / float(sigmas[k]) ** 2
+    for k in range(start, n_iter):
+        s_k = float(sigmas[k])
+        alpha = lam * sigma**2 / s_k**2
         x = fid.prox(z, tau=1.0 / alpha, x0=x, tol=cg_tol, max_iter=cg_max_iter)
         info = fid.last_info
         track.guard(x, k, "data-prox iterate")
@@ -133,6 +158,8 @@ def hqs(
                       cg_iterations=info.iterations):
             reason = "callback"
             break
+        if state_callback is not None:
+            state_callback(k, track.state(k, x=x, z=z))
     history = track.finish(reason)
     history.meta["prox_method"] = info.method if info else None
     return z, history

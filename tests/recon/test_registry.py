@@ -58,3 +58,36 @@ def test_history_hdf5_round_trip(tmp_path):
     assert back.psnr == pytest.approx(hist.psnr) and back.iteration == hist.iteration
     assert back.extra["custom"] == [1.5]
     assert back.meta["solver"] == "pnp-admm" and back.meta["params"]["rho"] == 0.1
+
+
+def test_denoise_defaults_are_one_denoiser_call_at_the_noise_level():
+    """On the identity, PnP-ADMM/HQS/PGD defaults give D(y, σ): the MAP for a denoiser prior."""
+    from forward_models import Identity
+    from recon.solvers import SOLVERS
+
+    from ._problems import GaussianSmoother, smooth_image
+
+    x = smooth_image(16)
+    sigma = 0.05
+    y = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    calls = []
+
+    class Recording(GaussianSmoother):
+        def forward(self, v, s):
+            calls.append(float(s))
+            return super().forward(v, s)
+
+    den = Recording()
+    expected = GaussianSmoother()(y, sigma)
+    for name in ("pnp-admm", "hqs", "pnp-pgd"):
+        calls.clear()
+        out, hist = SOLVERS[name].run(Identity((16, 16)), y, prior=den, sigma=sigma)
+        assert calls == pytest.approx([sigma]), name
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    # an explicit lam still wins over the noise-relative default
+    calls.clear()
+    SOLVERS["pnp-admm"].run(Identity((16, 16)), y, prior=den, sigma=sigma, lam=4 * sigma**2)
+    assert calls == pytest.approx([2 * sigma])
+    # TV's weight follows the noise level
+    _, h1 = SOLVERS["tv"].run(Identity((16, 16)), y, sigma=sigma, n_iter=2)
+    assert h1.meta["params"]["lam"] == pytest.approx(sigma * defaults_for("tv", "denoise")["lam_per_sigma"])
