@@ -2,152 +2,457 @@
 
 Geometry shared with the pure-torch path in ``radon.py`` (all coordinates in float64):
 
-* the image is zero-padded by ``P`` pixels on every side (``xp``, shape ``(BC, H+2P, W+2P)``);
+* the image is zero-padded by ``P`` pixels on every side (padded size ``Hp x Wp``);
 * ray ``(a, k)`` samples the padded image at integer steps ``t ∈ [tlo[a,k], thi[a,k]]`` at
   ``row = row_c − s sin θₐ + t cos θₐ``, ``col = col_c + s cos θₐ + t sin θₐ`` with ``s = k − c``
   (``row_c = H//2 + P``, ``col_c = W//2 + P``), by bilinear interpolation;
 * ``[tlo, thi]`` covers every sample whose bilinear footprint meets the image, widened by one step,
-  and ``P = 3`` guarantees all four neighbours of every visited sample lie inside ``xp``, so the
-  inner loop has no bounds tests (extra samples only ever touch the zero border).
+  and ``P = 3`` guarantees all four neighbours of every visited sample lie inside the padded image,
+  so no loop has bounds tests (extra samples only ever touch the zero border).
 
-For memory locality each angle walks either the padded image or its transpose, whichever makes
-consecutive samples move along the contiguous (last) axis.  The forward is parallel over
-(image, angle) with dynamic scheduling (chunk size 1), so a core busy with other work does not stall
-the call.  The adjoint is a gather over pixels (parallel over image rows) that evaluates, for each
-angle, the same bilinear weights of the samples covering the pixel: the exact transpose of the
-forward without scatter races or per-thread buffers.
+Both directions work ray by ray in two passes, parallel over angles (dynamic scheduling, so a core
+busy with other work does not stall the call):
+
+1. ``_ray_weights`` (vectorised by LLVM, 8 float64 lanes) computes, for every sample of the ray, the
+   flat index ``m = floor(row)·Wp + floor(col)`` of its top-left neighbour and its four bilinear
+   weights, into a small per-thread scratch (L1-resident).  It runs once per *pair* of rays,
+   shared by all images of the batch: rays ``k`` and ``2c − k`` are point reflections of each
+   other through the rotation centre (an integer pixel), so the second ray's samples are the first
+   one's with the quad index ``m`` replaced by ``kmir − m`` and the four weights reversed.
+2. The image is stored as *quads*: ``Q[m] = (x[r, c], x[r, c+1], x[r+1, c], x[r+1, c+1])``, 16
+   contiguous bytes in float32.  The forward is then one 4-lane load + multiply-add per sample
+   (``_quad_dot``), the adjoint one 4-lane read-modify-write per sample into a per-thread quad
+   buffer (``_quad_axpy``); ``fold_quads`` finally adds each pixel's four quad slots (and the
+   threads' buffers).  The two passes use the *same* weights, so the adjoint is the exact transpose.
+
+Why not one vectorised loop with gathers (the previous version): on the machine measured (AMD Zen 5,
+AVX-512) its 4 gathers per sample cost ~1.3 ns/sample on one core; this layout needs ~0.7 ns (one
+plain vector load per sample, half a geometry evaluation).
+The 4-lane operations are emitted as explicit LLVM vector IR (``@intrinsic``) because numba leaves
+LLVM's SLP vectoriser off, and a loop vectoriser would turn them back into gathers.
 """
 
 from __future__ import annotations
 
-import math
+import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, overload
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_FLOATS = (types.float32, types.float64)
+# Scratch / buffers larger than this (bytes) are split over chunks of images (or fewer threads).
+MEMORY_BUDGET = 128 * 2 ** 20
 
 
-@njit(cache=True, inline="always")
-def _axes(a, k, cosv, sinv, c, row_c, col_c):
-    """Start point and step of ray (a, k) in (slow, fast) axes; ``transpose`` picks the array."""
-    ca = cosv[a]
-    sa = sinv[a]
-    s = k - c
-    row0 = row_c - s * sa
-    col0 = col_c + s * ca
-    if abs(ca) > abs(sa):  # ray runs mostly down the rows: walk the transposed image
-        return True, col0, sa, row0, ca
-    return False, row0, ca, col0, sa
+# ---------------------------------------------------------------------------- LLVM vector helpers
+def _check_quad_args(arr, ix, ww):
+    return (isinstance(arr, types.Array) and isinstance(ww, types.Array) and arr.dtype == ww.dtype
+            and arr.dtype in _FLOATS and arr.layout == "C" and ww.layout == "C"
+            and isinstance(ix, types.Array) and ix.dtype == types.uint32 and ix.layout == "C")
 
 
-# Only ``reassoc`` is allowed, so LLVM may reorder the per-ray sum and vectorise the loop with
-# gathers (about 2x); no nnan/ninf/contract: sample positions and weights stay IEEE-exact.
-@njit(parallel=True, fastmath={"reassoc"}, cache=True)
-def radon_forward(xp, xpt, cosv, sinv, tlo, thi, c, row_c, col_c, out):
-    """Fill ``out[b, k, a]`` (BC, N, A) with the line sums of ``xp`` (BC, Hp, Wp); ``xpt`` is ``xp`` transposed."""
-    bc = xp.shape[0]
-    n_ang = cosv.shape[0]
-    n_det = out.shape[1]
-    for q in prange(bc * n_ang):
-        b = q // n_ang
-        a = q - b * n_ang
-        for k in range(n_det):
-            t0 = tlo[a, k]
-            t1 = thi[a, k]
-            if t1 < t0:
-                out[b, k, a] = 0.0
-                continue
-            transpose, p0, dp, f0, df = _axes(a, k, cosv, sinv, c, row_c, col_c)
-            img = xpt[b] if transpose else xp[b]
-            acc = 0.0
-            for t in range(t0, t1 + 1):
-                p = p0 + t * dp
-                f = f0 + t * df
-                i = int(p)  # == floor(p): visited samples have padded coordinates > 0
-                j = int(f)
-                wp = p - i
-                wf = f - j
-                lo = img[i, j] + wf * (img[i, j + 1] - img[i, j])
-                hi = img[i + 1, j] + wf * (img[i + 1, j + 1] - img[i + 1, j])
-                acc += lo + wp * (hi - lo)
-            out[b, k, a] = acc
+def _data_ptr(context, builder, aryty, ary):
+    return context.make_array(aryty)(context, builder, ary).data
 
 
-@njit(parallel=True, fastmath={"reassoc"}, cache=True)
-def radon_adjoint(y, cosv, sinv, c, row_c, col_c, pad, out):
-    """Backproject ``y`` (BC, N, A) into ``out`` (BC, H, W): the exact transpose of :func:`radon_forward`.
-
-    Gather form (no write races, no scratch buffers): for pixel ``(i, j)`` and angle ``a`` the samples
-    whose bilinear footprint covers the pixel lie within ``h = |cos| + |sin| <= √2`` of the pixel's
-    lattice coordinates ``(s*, t*)``, i.e. among 3 x 3 integer candidates; each adds
-    ``hat(row − i) · hat(col − j) · y[k, a]`` with ``hat(u) = max(0, 1 − |u|)``, which is exactly the
-    forward's bilinear weight.  Candidates outside the sampled range (``t ∉ [−c, N−1−c]``, ``k ∉ [0, N)``)
-    are masked, so the sample set is the forward's.  The angle loop vectorises (gathers of ``y``).
-    """
-    bc = y.shape[0]
-    n_det = y.shape[1]
-    n_ang = y.shape[2]
-    h = out.shape[1]
-    w = out.shape[2]
-    tmin = -c
-    tmax = n_det - 1 - c
-    for q in prange(bc * h):
-        b = q // h
-        i = q - b * h
-        pi = i + pad + 0.0
-        dr = pi - row_c
-        for j in range(w):
-            pj = j + pad + 0.0
-            dc = pj - col_c
-            acc = 0.0
-            for a in range(n_ang):
-                ca = cosv[a]
-                sa = sinv[a]
-                hh = abs(ca) + abs(sa)
-                s0 = math.floor(dc * ca - dr * sa - hh) + 1.0  # first detector offset inside the footprint
-                t0 = math.floor(dr * ca + dc * sa - hh) + 1.0
-                for ms in range(3):
-                    s = s0 + ms
-                    row0 = row_c - s * sa  # same expressions as the forward's sample positions
-                    col0 = col_c + s * ca
-                    wsum = 0.0
-                    for mt in range(3):
-                        t = t0 + mt
-                        wr = max(0.0, 1.0 - abs(row0 + t * ca - pi))
-                        wc = max(0.0, 1.0 - abs(col0 + t * sa - pj))
-                        wsum += wr * wc if (t >= tmin) & (t <= tmax) else 0.0
-                    k = int(s) + c
-                    kk = min(max(k, 0), n_det - 1)
-                    acc += wsum * y[b, kk, a] if k == kk else 0.0
-            out[b, i, j] = acc
+def _load4(builder, base, index, vty, align):
+    """Load the 4-vector at ``base[index : index + 4]`` (unaligned is fine on x86)."""
+    ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
+    return builder.load(ptr, align=align), ptr
 
 
-def set_threads(n: int) -> None:
-    """Use ``n`` numba worker threads (clipped to the pool size)."""
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-
-
-def forward(x: np.ndarray, geom, pad: int) -> np.ndarray:
-    """Radon transform of ``x`` (BC, H, W) -> (BC, N, A) in ``x``'s dtype."""
-    bc, h, w = x.shape
-    xp = np.zeros((bc, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
-    xp[:, pad:pad + h, pad:pad + w] = x
-    xpt = np.ascontiguousarray(xp.transpose(0, 2, 1))
-    out = np.empty((bc, geom.n_det, geom.cos.shape[0]), dtype=x.dtype)
-    old = numba.set_parallel_chunksize(1)  # dynamic scheduling: robust to a busy core
-    try:
-        radon_forward(xp, xpt, geom.cos, geom.sin, geom.tlo, geom.thi, geom.c, geom.row_c, geom.col_c, out)
-    finally:
-        numba.set_parallel_chunksize(old)
+def _counted_loop(builder, n, carried, body, name):
+    """Emit ``for i in range(n): carried = body(i, carried)``; return the final ``carried`` values."""
+    entry = builder.block
+    loop = builder.function.append_basic_block(f"{name}.loop")
+    done = builder.function.append_basic_block(f"{name}.done")
+    builder.cbranch(builder.icmp_signed(">", n, ir.Constant(_I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    i = builder.phi(_I64)
+    phis = [builder.phi(v.type) for v in carried]
+    new = body(i, phis)
+    inext = builder.add(i, ir.Constant(_I64, 1))
+    tail = builder.block
+    i.add_incoming(ir.Constant(_I64, 0), entry)
+    i.add_incoming(inext, tail)
+    for p, v0, v1 in zip(phis, carried, new):
+        p.add_incoming(v0, entry)
+        p.add_incoming(v1, tail)
+    builder.cbranch(builder.icmp_signed("<", inext, n), loop, done)
+    builder.position_at_end(done)
+    out = []
+    for v0, v1 in zip(carried, new):
+        p = builder.phi(v0.type)
+        p.add_incoming(v0, entry)
+        p.add_incoming(v1, tail)
+        out.append(p)
     return out
 
 
-def adjoint(y: np.ndarray, geom, pad: int, image_shape) -> np.ndarray:
-    """Backprojection of ``y`` (BC, N, A) -> (BC, H, W) in ``y``'s dtype."""
-    out = np.empty((y.shape[0], *image_shape), dtype=y.dtype)
-    old = numba.set_parallel_chunksize(4)
-    try:
-        radon_adjoint(y, geom.cos, geom.sin, geom.c, geom.row_c, geom.col_c, pad, out)
-    finally:
-        numba.set_parallel_chunksize(old)
+def _rev4(builder, v):
+    return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, 4), [3, 2, 1, 0]))
+
+
+def _quad_sample(builder, pix, pww, u, kmir, mirror, vty, size):
+    """(quad offset, weights) of scratch sample ``u``; mirrored: quad ``kmir − m``, weights reversed."""
+    four = ir.Constant(_I64, 4)
+    m = builder.zext(builder.load(builder.gep(pix, [u])), _I64)
+    w, _ = _load4(builder, pww, builder.mul(u, four), vty, size)
+    if mirror:
+        m = builder.sub(kmir, m)
+        w = _rev4(builder, w)
+    return builder.mul(m, four), w
+
+
+def _make_quad_dot(mirror: bool):
+    @intrinsic
+    def quad_dot(typingctx, quads, ix, ww, u0, n, kmir):
+        """``sum_{u0<=u<u0+n} <quads[4 m_u : +4], w_u>`` in float64, ``(m_u, w_u)`` from :func:`_quad_sample`.
+
+        Four vector accumulators (blocks of 4 samples) hide the add latency; a remainder loop handles
+        ``n % 4``.  The summation order is fixed, so results are deterministic.
+        """
+        if not (_check_quad_args(quads, ix, ww) and all(isinstance(v, types.Integer) for v in (u0, n, kmir))):
+            return None
+        sig = types.float64(quads, ix, ww, u0, n, kmir)
+
+        def codegen(context, builder, signature, args):
+            q_t, ix_t, ww_t = signature.args[:3]
+            single = q_t.dtype == types.float32
+            size = 4 if single else 8
+            vty = ir.VectorType(context.get_value_type(q_t.dtype), 4)
+            dvty = ir.VectorType(ir.DoubleType(), 4)
+            pq = _data_ptr(context, builder, q_t, args[0])
+            pix = _data_ptr(context, builder, ix_t, args[1])
+            pww = _data_ptr(context, builder, ww_t, args[2])
+            u0, n_v, kmir = (context.cast(builder, v, t, types.int64) for v, t in zip(args[3:], signature.args[3:]))
+            four = ir.Constant(_I64, 4)
+
+            def term(u):
+                off, w = _quad_sample(builder, pix, pww, builder.add(u0, u), kmir, mirror, vty, size)
+                q, _ = _load4(builder, pq, off, vty, size)
+                prod = builder.fmul(q, w)  # float32: the product is rounded once, the sum is float64
+                return builder.fpext(prod, dvty) if single else prod
+
+            def block(i, accs):
+                return [builder.fadd(acc, term(builder.add(builder.mul(i, four), ir.Constant(_I64, j))))
+                        for j, acc in enumerate(accs)]
+
+            zero = ir.Constant(dvty, None)
+            nblk = builder.sdiv(n_v, four)
+            a0, a1, a2, a3 = _counted_loop(builder, nblk, [zero] * 4, block, "quad_dot.blk")
+            start = builder.mul(nblk, four)
+            (a0,) = _counted_loop(builder, builder.sub(n_v, start), [a0],
+                                  lambda i, accs: [builder.fadd(accs[0], term(builder.add(start, i)))],
+                                  "quad_dot.rem")
+            tot = builder.fadd(builder.fadd(a0, a1), builder.fadd(a2, a3))
+            e = [builder.extract_element(tot, ir.Constant(_I32, j)) for j in range(4)]
+            return builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3]))
+
+        return sig, codegen
+
+    return quad_dot
+
+
+def _make_quad_axpy(mirror: bool):
+    @intrinsic
+    def quad_axpy(typingctx, buf, ix, ww, u0, n, kmir, v):
+        """``buf[4 m_u : +4] += v · w_u`` for ``u0 <= u < u0 + n`` (in ``buf``'s precision)."""
+        if not (_check_quad_args(buf, ix, ww) and all(isinstance(t, types.Integer) for t in (u0, n, kmir))
+                and isinstance(v, types.Float)):
+            return None
+        sig = types.void(buf, ix, ww, u0, n, kmir, v)
+
+        def codegen(context, builder, signature, args):
+            b_t, ix_t, ww_t = signature.args[:3]
+            size = 4 if b_t.dtype == types.float32 else 8
+            vty = ir.VectorType(context.get_value_type(b_t.dtype), 4)
+            pb = _data_ptr(context, builder, b_t, args[0])
+            pix = _data_ptr(context, builder, ix_t, args[1])
+            pww = _data_ptr(context, builder, ww_t, args[2])
+            u0, n_v, kmir = (context.cast(builder, v, t, types.int64) for v, t in zip(args[3:6], signature.args[3:6]))
+            v_v = context.cast(builder, args[6], signature.args[6], b_t.dtype)
+            vs = builder.insert_element(ir.Constant(vty, ir.Undefined), v_v, ir.Constant(_I32, 0))
+            vs = builder.shuffle_vector(vs, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(_I32, 4), None))
+
+            def body(u, _):
+                off, w = _quad_sample(builder, pix, pww, builder.add(u0, u), kmir, mirror, vty, size)
+                old, ptr = _load4(builder, pb, off, vty, size)
+                builder.store(builder.fadd(old, builder.fmul(vs, w)), ptr, align=size)
+                return []
+
+            _counted_loop(builder, n_v, [], body, "quad_axpy")
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return quad_axpy
+
+
+_quad_dot = _make_quad_dot(False)
+_quad_dot_mirror = _make_quad_dot(True)
+_quad_axpy = _make_quad_axpy(False)
+_quad_axpy_mirror = _make_quad_axpy(True)
+
+
+def _like(arr, x):
+    """``x`` converted to the dtype of ``arr`` (jit-only helper)."""
+
+
+@overload(_like, inline="always")
+def _like_impl(arr, x):
+    if not isinstance(arr, types.Array):
+        raise TypingError("_like: arr must be an array")
+    dt = arr.dtype
+    return lambda arr, x: dt(x)
+
+
+# ---------------------------------------------------------------------------- kernels
+@njit(inline="always")
+def _ray_weights(r0, c0, ca, sa, t0, t1, wq, ix, ww):
+    """Samples ``t0..t1`` of one ray: ``ix[u]`` = flat top-left index, ``ww[4u:4u+4]`` = bilinear weights.
+
+    Positions are float64 (the same expressions as the torch path, so both backends and
+    scikit-image agree to rounding); the weights are stored in the image precision.
+    """
+    wqf = float(wq)
+    for t in range(t0, t1 + 1):
+        u = t - t0
+        r = r0 + t * ca
+        cc = c0 + t * sa
+        fr = np.floor(r)  # (np.floor keeps float64; math.floor would round-trip through int64)
+        fc = np.floor(cc)
+        ix[u] = np.uint32(fr * wqf + fc)  # exact: integers below 2**32
+        wr = _like(ww, r - fr)
+        wc = _like(ww, cc - fc)
+        one = _like(ww, 1.0)
+        ww[4 * u] = (one - wr) * (one - wc)
+        ww[4 * u + 1] = (one - wr) * wc
+        ww[4 * u + 2] = wr * (one - wc)
+        ww[4 * u + 3] = wr * wc
+
+
+@njit(inline="always")
+def _ray_pair(a, k, tlo, thi, c, n_det):
+    """Ray ``k ≤ c`` and its mirror ``k2 = 2c − k`` (``-1``: none) and their sample ranges.
+
+    Returns ``(k2, t0, t1, t0m, t1m, lo, hi)``: ray ``k`` samples ``t0..t1``; ray ``k2`` samples
+    ``t0m..t1m``, i.e. the reflections (through the rotation centre) of ray ``k``'s samples at
+    ``−t1m..−t0m``; ``lo..hi`` covers both (empty rays: ``t1 < t0``; both empty: ``hi < lo``).
+    """
+    k2 = 2 * c - k
+    if k2 == k or k2 >= n_det:
+        k2 = -1
+    t0 = tlo[a, k]
+    t1 = thi[a, k]
+    t0m = 0
+    t1m = -1
+    if k2 >= 0:
+        t0m = tlo[a, k2]
+        t1m = thi[a, k2]
+    lo = t0
+    hi = t1
+    if t1m >= t0m:
+        if t1 < t0:
+            lo = -t1m
+            hi = -t0m
+        else:
+            lo = min(t0, -t1m)
+            hi = max(t1, -t0m)
+    return k2, t0, t1, t0m, t1m, lo, hi
+
+
+@njit(parallel=True, cache=True)
+def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, ww_s, out):
+    """Fill ``out[b, k, a]`` (BC, N, A) with the line sums of the quad images ``quads`` (BC, 4·Hp·Wp).
+
+    ``ix_s`` (T, N+1) uint32 and ``ww_s`` (T, 4(N+1)) are per-thread scratch (T = numba threads).  Rays
+    ``k`` and ``2c − k`` are point reflections of each other through the rotation centre (an integer
+    pixel), so one pass of :func:`_ray_weights` serves both: the reflected sample's top-left quad is
+    ``kmir − m`` with ``kmir = (2 row_c − 1) Wp + 2 col_c − 1`` and its weights are in reverse order.
+    Parallel jobs are (angle, group of images), ``ngroups`` groups (1 unless angles are few).
+    """
+    bc = quads.shape[0]
+    n_ang = cosv.shape[0]
+    n_det = out.shape[1]
+    kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
+    for job in prange(n_ang * ngroups):
+        a = job // ngroups
+        g = job - a * ngroups
+        b0 = g * bc // ngroups
+        b1 = (g + 1) * bc // ngroups
+        tid = numba.get_thread_id()
+        ix = ix_s[tid]
+        ww = ww_s[tid]
+        ca = cosv[a]
+        sa = sinv[a]
+        for k in range(c + 1):
+            k2, t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, tlo, thi, c, n_det)
+            if hi >= lo:
+                s = k - c
+                _ray_weights(row_c - s * sa, col_c + s * ca, ca, sa, lo, hi, wq, ix, ww)
+            for b in range(b0, b1):
+                out[b, k, a] = _quad_dot(quads[b], ix, ww, t0 - lo, t1 - t0 + 1, kmir) if t1 >= t0 else 0.0
+                if k2 >= 0:
+                    out[b, k2, a] = _quad_dot_mirror(quads[b], ix, ww, -t1m - lo, t1m - t0m + 1, kmir) \
+                        if t1m >= t0m else 0.0
+
+
+@njit(parallel=True, cache=True)
+def radon_adjoint(y, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, ww_s, buf):
+    """Scatter ``y`` (BC, N, A) onto the zeroed per-thread quad buffers ``buf`` (T, BC, 4·Hp·Wp).
+
+    Same ray pairs, weights and jobs as :func:`radon_forward`.
+    """
+    bc = y.shape[0]
+    n_ang = cosv.shape[0]
+    n_det = y.shape[1]
+    kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
+    for job in prange(n_ang * ngroups):
+        a = job // ngroups
+        g = job - a * ngroups
+        b0 = g * bc // ngroups
+        b1 = (g + 1) * bc // ngroups
+        tid = numba.get_thread_id()
+        ix = ix_s[tid]
+        ww = ww_s[tid]
+        ca = cosv[a]
+        sa = sinv[a]
+        for k in range(c + 1):
+            k2, t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, tlo, thi, c, n_det)
+            if hi < lo:
+                continue
+            s = k - c
+            _ray_weights(row_c - s * sa, col_c + s * ca, ca, sa, lo, hi, wq, ix, ww)
+            for b in range(b0, b1):
+                if t1 >= t0:
+                    _quad_axpy(buf[tid, b], ix, ww, t0 - lo, t1 - t0 + 1, kmir, y[b, k, a])
+                if k2 >= 0 and t1m >= t0m:
+                    _quad_axpy_mirror(buf[tid, b], ix, ww, -t1m - lo, t1m - t0m + 1, kmir, y[b, k2, a])
+
+
+# Serial on purpose: the work is ~1 ms at 512², less than waking the thread pool again costs on a
+# busy machine (measured 10 ms with 2 threads under load).
+@njit(cache=True)
+def fold_quads(buf, pad, out):
+    """``out[b, i, j]`` = sum over buffers of the four quad slots holding padded pixel ``(i+pad, j+pad)``."""
+    nt = buf.shape[0]
+    bc, h, w = out.shape
+    wq = w + 2 * pad
+    for q in range(bc * h):
+        b = q // h
+        i = q - b * h
+        for j in range(w):
+            m = 4 * ((i + pad) * wq + j + pad)
+            acc = 0.0
+            for th in range(nt):
+                bb = buf[th, b]
+                # slot 0 of quad (r, c), 1 of (r, c-1), 2 of (r-1, c), 3 of (r-1, c-1)
+                acc += (bb[m] + bb[m - 3]) + (bb[m - 4 * wq + 2] + bb[m - 4 * wq - 1])
+            out[b, i, j] = acc
+
+
+# ---------------------------------------------------------------------------- drivers
+class _Threads:
+    """Run numba kernels with ``n`` threads and dynamic (chunk 1) scheduling, restoring both after."""
+
+    def __init__(self, n: int):
+        self.n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+    def __enter__(self):
+        self._old = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+        self._chunk = numba.set_parallel_chunksize(1)
+        return self
+
+    def __exit__(self, *exc):
+        numba.set_parallel_chunksize(self._chunk)
+        numba.set_num_threads(self._old)
+
+
+_REUSE_BYTES = 64 * 2 ** 20  # scratch up to this size is kept between calls (per Python thread)
+_reuse = threading.local()
+
+
+def _zeros(shape, dtype) -> np.ndarray:
+    """A zeroed internal work array; small ones reuse this Python thread's previous allocation.
+
+    Fresh memory costs a page fault per 4 kB on first touch, inside the parallel kernel: measured
+    +13 ms per 512² adjoint call with 2 threads on a loaded machine, against 0.5 ms to zero a reused
+    buffer.  The result must not outlive the call (the next call in this thread overwrites it).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes > _REUSE_BYTES:
+        return np.zeros(shape, dtype=dtype)
+    store = getattr(_reuse, "buf", None)
+    if store is None or store.nbytes < nbytes:
+        store = _reuse.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+    arr = store[:nbytes].view(dtype).reshape(shape)
+    arr.fill(0)
+    return arr
+
+
+def make_quads(x: np.ndarray, pad: int) -> np.ndarray:
+    """Quad layout (BC, 4·Hp·Wp) of ``x`` (BC, H, W) zero-padded by ``pad`` (an internal work array)."""
+    bc, h, w = x.shape
+    q = _zeros((bc, h + 2 * pad, w + 2 * pad, 4), x.dtype)
+    q[:, pad:pad + h, pad:pad + w, 0] = x  # quad (r, c) slot 0 = x[r, c]
+    q[:, pad:pad + h, pad - 1:pad + w - 1, 1] = x  # slot 1 = x[r, c+1]
+    q[:, pad - 1:pad + h - 1, pad:pad + w, 2] = x  # slot 2 = x[r+1, c]
+    q[:, pad - 1:pad + h - 1, pad - 1:pad + w - 1, 3] = x  # slot 3 = x[r+1, c+1]
+    return q.reshape(bc, -1)
+
+
+def _scratch(nt: int, n_det: int, dtype):
+    # A ray pair spans at most t = -c..c: N + 1 samples.  Rows are padded to whole cache lines so
+    # the threads' scratch rows never share one.
+    n = -(-(n_det + 1) // 16) * 16
+    return np.empty((nt, n), dtype=np.uint32), np.empty((nt, 4 * n), dtype=dtype)
+
+
+def _geom_args(geom, bc: int, nt: int):
+    # Split the images into groups only when there are too few angles to keep the threads busy.
+    n_ang = geom.cos.shape[0]
+    ngroups = 1 if n_ang >= 4 * nt else max(1, min(bc, -(-4 * nt // n_ang)))
+    return geom.cos, geom.sin, geom.tlo, geom.thi, geom.c, geom.row_c, geom.col_c, ngroups
+
+
+def forward(x: np.ndarray, geom, pad: int, *, threads: int = 1) -> np.ndarray:
+    """Radon transform of ``x`` (BC, H, W) float32/float64 -> (BC, N, A) in ``x``'s dtype."""
+    bc, h, w = x.shape
+    quad_bytes = 4 * (h + 2 * pad) * (w + 2 * pad) * x.itemsize
+    chunk = max(1, MEMORY_BUDGET // quad_bytes)
+    out = np.empty((bc, geom.n_det, geom.cos.shape[0]), dtype=x.dtype)
+    with _Threads(threads) as th:
+        ix, ww = _scratch(th.n, geom.n_det, x.dtype)
+        for b0 in range(0, bc, chunk):
+            quads = make_quads(x[b0:b0 + chunk], pad)
+            radon_forward(quads, w + 2 * pad, *_geom_args(geom, quads.shape[0], th.n), ix, ww, out[b0:b0 + chunk])
+    return out
+
+
+def adjoint(y: np.ndarray, geom, pad: int, image_shape, *, threads: int = 1) -> np.ndarray:
+    """Backprojection of ``y`` (BC, N, A) float32/float64 -> (BC, H, W) in ``y``'s dtype."""
+    bc = y.shape[0]
+    h, w = image_shape
+    quad_bytes = 4 * (h + 2 * pad) * (w + 2 * pad) * y.itemsize
+    # one quad buffer per thread and image: use fewer threads / images at a time beyond the budget
+    nt = max(1, min(int(threads), MEMORY_BUDGET // quad_bytes))
+    chunk = max(1, MEMORY_BUDGET // (nt * quad_bytes))
+    out = np.empty((bc, h, w), dtype=y.dtype)
+    with _Threads(nt) as th:
+        ix, ww = _scratch(th.n, geom.n_det, y.dtype)
+        for b0 in range(0, bc, chunk):
+            yc = y[b0:b0 + chunk]
+            buf = _zeros((th.n, yc.shape[0], 4 * (h + 2 * pad) * (w + 2 * pad)), y.dtype)
+            radon_adjoint(yc, w + 2 * pad, *_geom_args(geom, yc.shape[0], th.n), ix, ww, buf)
+            fold_quads(buf, pad, out[b0:b0 + chunk])
     return out

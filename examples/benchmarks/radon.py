@@ -6,7 +6,10 @@ measures peak memory, then prints one table with the speed-up over scikit-image 
 
 Implementations
 ---------------
-recon-numba  ``forward_models.Radon`` compiled CPU kernel (the default on CPU).
+recon-numba  ``forward_models.Radon`` compiled CPU kernel (the default on CPU), called as users do:
+             ``A(x)`` / ``A.adjoint(y)``, including the base class's input validation.
+recon-raw    the same kernels through ``A._forward`` / ``A._adjoint`` (no validation, no autograd
+             wrapper): shows how much of the call is the operator itself.
 recon-torch  ``forward_models.Radon(backend="torch")`` (the CUDA path, here run on CPU).
 skimage      ``skimage.transform.radon(circle=False)``; backprojection = ``iradon(filter_name=None,
              circle=False)`` (pixel-driven, unfiltered: the closest skimage has to Aᵀ).
@@ -24,11 +27,16 @@ allocations.  ``peak RSS`` is the whole process (Python, torch and numba include
 
 Threads: ``torch.set_num_threads(T)`` and ``numba.set_num_threads(T)`` with ``T = --threads`` (2).
 
+Machine load: the 1-minute load average is printed before and after the run; on a shared machine
+absolute times scale with it, so compare the ``x skimage`` ratios (skimage runs in the same run,
+interleaved with the other implementations case by case).
+
 Usage::
 
     python examples/benchmarks/radon.py                 # 256 and 512: recon-numba, skimage, astra
     python examples/benchmarks/radon.py --sizes 512 --repeats 7
     python examples/benchmarks/radon.py --sizes 256 --impls recon-numba recon-torch skimage
+    python examples/benchmarks/radon.py --sizes 512 --impls recon-numba recon-raw skimage --repeats 7
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLS = ("recon-numba", "recon-torch", "skimage", "astra")
+IMPLS = ("recon-numba", "recon-raw", "recon-torch", "skimage", "astra")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,13 +90,15 @@ def _make(impl: str, op: str, n: int, n_angles: int):
 
         from forward_models import Radon, angles_from_degrees
 
-        backend = impl.split("-")[1]
+        backend = {"recon-numba": "numba", "recon-raw": "numba", "recon-torch": "torch"}[impl]
         xt = torch.from_numpy(x)[None, None]
 
         def setup():
             A = Radon((n, n), angles_from_degrees(theta), backend=backend)
             arg = xt if op == "forward" else torch.from_numpy(
                 rng.random((1, 1, A.n_detectors, n_angles), dtype=np.float32))
+            if impl == "recon-raw":
+                return (A._forward if op == "forward" else A._adjoint), arg
             return (A if op == "forward" else A.adjoint), arg
 
         return setup, lambda s: s[0](s[1])
@@ -173,6 +183,7 @@ def main(argv=None) -> None:
         impl, op, n = args.case
         print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads)))
         return
+    load_before = os.getloadavg()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.setdefault("OMP_NUM_THREADS", str(args.threads))
     rows = []
@@ -191,17 +202,23 @@ def main(argv=None) -> None:
                     continue
                 rows.append((n, op, impl, out))
                 print(f"  {n}² {op:8s} {impl:12s} {out['median_s'] * 1e3:9.1f} ms", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
     print(f"\nRadon benchmark: {args.angles} angles, float32, {args.threads} threads, "
-          f"median of {args.repeats} (after warm-up); cpu count {os.cpu_count()}")
-    print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'x skimage':>10} "
+          f"median of {args.repeats} (after warm-up); cpu count {os.cpu_count()}; "
+          f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'x skimage':>10} {'x sk.radon':>10} "
           f"{'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
+
+    def ratio(ref, out):
+        return f"{ref['median_s'] / out['median_s']:10.1f}" if ref else f"{'-':>10}"
+
     for n, op, impl, out in rows:
         ref = next((o for m, q, i, o in rows if m == n and q == op and i == "skimage"), None)
-        ratio = f"{ref['median_s'] / out['median_s']:10.1f}" if ref else f"{'-':>10}"
-        print(f"{n:>5}² {op:8} {impl:12} {out['median_s'] * 1e3:10.1f} {out['min_s'] * 1e3:8.1f} {ratio} "
-              f"{out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
-    print("(skimage adjoint = iradon(filter_name=None), a pixel-driven backprojection; "
-          "x skimage = skimage median / median)")
+        ref_radon = next((o for m, q, i, o in rows if m == n and q == "forward" and i == "skimage"), None)
+        print(f"{n:>5}² {op:8} {impl:12} {out['median_s'] * 1e3:10.1f} {out['min_s'] * 1e3:8.1f} "
+              f"{ratio(ref, out)} {ratio(ref_radon, out)} {out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
+    print("(skimage adjoint = iradon(filter_name=None), a pixel-driven backprojection; x skimage = skimage "
+          "median / median for the same op; x sk.radon = skimage radon (forward) median / median)")
 
 
 if __name__ == "__main__":

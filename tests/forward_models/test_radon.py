@@ -136,6 +136,47 @@ def test_half_precision_follows_input():
     assert _rel(out.float(), op(x)) < 2e-2
 
 
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("n_angles", [11, 2])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
+def test_numba_chunks_and_threads_agree(monkeypatch, dtype, tol, n_angles):
+    """Image chunks (memory budget), fewer threads and thread counts give the same result.
+
+    Exercises the paths a small test image never takes: several chunks of images, the adjoint's
+    thread cap, two threads with their per-thread quad buffers (forward: bitwise identical, adjoint:
+    to rounding, since the threads' buffers are summed), and (2 angles) jobs split over images.
+    """
+    from forward_models import _radon_numba as k
+    from forward_models.radon import _PAD, _make_geometry
+
+    shape = (17, 22)
+    angles = ODD_ANGLES[:n_angles]
+    geom = _make_geometry(shape, angles)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, *shape)).astype(dtype)
+    y = rng.standard_normal((3, geom.n_det, angles.size)).astype(dtype)
+    ref_f = k.forward(x, geom, _PAD, threads=1)
+    ref_a = k.adjoint(y, geom, _PAD, shape, threads=1)
+    np.testing.assert_array_equal(k.forward(x, geom, _PAD, threads=2), ref_f)
+    assert _rel(k.adjoint(y, geom, _PAD, shape, threads=2), ref_a) <= tol
+    quad_bytes = 4 * (shape[0] + 2 * _PAD) * (shape[1] + 2 * _PAD) * x.itemsize
+    monkeypatch.setattr(k, "MEMORY_BUDGET", quad_bytes)  # one image at a time, one thread
+    np.testing.assert_array_equal(k.forward(x, geom, _PAD, threads=2), ref_f)
+    assert _rel(k.adjoint(y, geom, _PAD, shape, threads=2), ref_a) <= tol
+    for b in range(3):  # each image alone
+        np.testing.assert_array_equal(k.forward(x[b:b + 1], geom, _PAD, threads=1)[0], ref_f[b])
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+def test_numba_keeps_torch_thread_count():
+    # numba's OpenMP pool shares libgomp with torch and resets its thread count when it starts
+    code = ("import numpy as np, torch; from forward_models import Radon; torch.set_num_threads(1); "
+            "op = Radon((8, 8), [0.0, 1.0], backend='numba'); op(torch.ones(1, 1, 8, 8)); "
+            "op.adjoint(torch.ones(1, *op.out_shape)); n = torch.get_num_threads(); "
+            "assert n == 1, f'torch threads changed to {n}'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=".")
+
+
 def test_numba_not_imported_with_package():
     code = "import sys, forward_models; assert 'numba' not in sys.modules, 'numba imported eagerly'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=".")
