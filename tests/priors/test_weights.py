@@ -152,19 +152,36 @@ def test_export_checkpoint_folds_batchnorm(tmp_path):
         export_checkpoint(tmp_path / "nope.pt", "x", out_dir=tmp_path)
 
 
-@pytest.mark.parametrize("name,floor", [("drunet", 28.3), ("dncnn", 28.3)])
-def test_shipped_weights_denoise_set12_crop(name, floor):
-    """Shipped weights load and denoise a 128x128 crop of Set12 image 01 at sigma 25 above a PSNR floor.
-
-    On this crop the published DnCNN-S reaches 28.91 dB and BM3D 28.11 dB; the floor sits between,
-    so weights that do not beat BM3D fail.
-    """
+def _shipped(name):
     if not (WEIGHTS_DIR / f"{name}.safetensors").exists():
         pytest.skip(f"no shipped {name} weights yet")
     den = priors.load_denoiser(name)
     meta = read_metadata(WEIGHTS_DIR / f"{name}.safetensors")
     assert meta is not None and meta["sha256"] == sha256_file(WEIGHTS_DIR / f"{name}.safetensors")
+    return den, meta
+
+
+@pytest.mark.parametrize("name", ["drunet", "dncnn"])
+def test_shipped_weights_beat_tv_on_a_set12_image(name):
+    """Shipped weights load and denoise Set12 image 01 at sigma 25 at least 1 dB better than TV.
+
+    TV (priors.classical, weight tuned on Train400) is the independent reference computed in the
+    same test; the shipped DRUNet measured 29.59 dB against TV's 27.74 dB on this image.
+    """
+    den, _ = _shipped(name)
     _, x, y = next(noisy_set(shared_path("data", "set12"), 25))
-    x, y = x[64:192, 64:192], y[64:192, 64:192]
-    est = den(torch.from_numpy(y.astype(np.float32))[None, None], 25 / 255)
-    assert psnr(np.clip(est[0, 0].double().numpy(), 0, 1), x) > floor
+    yt = torch.from_numpy(y.astype(np.float32))[None, None]
+    ours = psnr(np.clip(den(yt, 25 / 255)[0, 0].double().numpy(), 0, 1), x)
+    tv = psnr(np.clip(priors.load_denoiser("tv")(yt, 25 / 255)[0, 0].double().numpy(), 0, 1), x)
+    assert ours > tv + 1.0
+
+
+@pytest.mark.parametrize("name", ["drunet", "dncnn"])
+def test_shipped_weights_beat_bm3d_on_set12(name):
+    """The issue's target: Set12 sigma 25 (shared protocol) above BM3D's 30.02 dB, and the sidecar tells the truth."""
+    from priors.evaluate import evaluate_denoiser
+
+    den, meta = _shipped(name)
+    r = evaluate_denoiser(den, shared_path("data", "set12"), 25)
+    assert r["mean_psnr"] > 30.02
+    assert abs(r["mean_psnr"] - meta["set12_psnr"]["25"]) < 0.02
