@@ -235,6 +235,40 @@ def fit_voxels(op, y, *, observation: LinearOperator | None = None, weights=None
 
 
 # ============================================================================ coordinate network
+_MALLOC_TUNED = False
+
+
+def tune_malloc(threshold_bytes: int = 1 << 30) -> bool:
+    """Keep freed large blocks in this process's heap (glibc ``mallopt``); returns whether it applied.
+
+    glibc serves blocks above ``M_MMAP_THRESHOLD`` (dynamic, at most 32 MB) with ``mmap`` and
+    returns them to the OS when freed, and trims the heap top above ``M_TRIM_THRESHOLD``.  A
+    network training step allocates and frees ~100 MB of activations, so each step page-faults
+    them back in: on the 32x32 rays x 100 samples x 8 frames fit that was 1.4 of 3.5 s per step
+    (0.7 M minor faults), and 0.01 s with both thresholds at 1 GiB.  Process-wide: freed memory
+    is kept for reuse instead of returned, so the resident size does not shrink after a fit and its
+    peak grows through fragmentation (benchmark step: 1.45 GB instead of 0.98 GB).  A no-op where
+    glibc is absent.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = bool(libc.mallopt(m_mmap_threshold, int(threshold_bytes))) and \
+            bool(libc.mallopt(m_trim_threshold, int(threshold_bytes)))
+    except (OSError, AttributeError):
+        return False
+    _MALLOC_TUNED = ok
+    return ok
+
+
 class EmissionField(nn.Module):
     """A bhnerf-style emission field ``e₀(x)`` for positions ``x`` in M.
 
@@ -300,11 +334,21 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
                 lr: float = 1e-3, lr_final: float = 1e-5, field: EmissionField | None = None, seed: int = 0,
                 r_max: float = 8.0, r_min: float = 0.0, z_max: float | None = None, amplitude: float = 1.0,
                 truth=None, truth_mask=None, device=None, mixed_precision: bool = False, normalize: bool = True,
-                adam_eps: float = 1e-12, log_every: int = 50, callback=None, **field_kw):
+                warmup: int = 20, adam_eps: float = 1e-12, malloc_tuning: bool = True, log_every: int = 50,
+                callback=None, **field_kw):
     """Fit a coordinate network ``e₀`` so that ``O(render(e₀)) ≈ y``.
 
-    Loss: ``mean |W (O(render(e₀)) − y)|²`` over the data; Adam with a learning rate decaying
-    exponentially from ``lr`` to ``lr_final``; full batch (all rays and frames every step).
+    Loss: ``mean |W (O(render(e₀)) − y)|²`` over the data, divided by ``mean |W y|²`` (``normalize``)
+    so that it starts near 1 in any data units; Adam with a linear warm-up over ``warmup`` steps,
+    then a learning rate decaying exponentially from ``lr`` to ``lr_final``; full batch (all rays
+    and frames every step).
+
+    The field is ``amplitude · sigmoid(out − 10)``: choose ``amplitude`` about 10-20x the expected
+    peak emission (e.g. 10x the maximum of a short :func:`fit_voxels` run).  The sigmoid then works
+    in its exponential range, a log-parameterisation that trains fast; an amplitude only ~2x the
+    peak forces the peak into the saturated part of the sigmoid and converges much more slowly
+    (measured on the quick flare example: Pearson 0.82 at 2x, 0.99 at 6x, 22x and 220x after 150
+    steps).
 
     Parameters
     ----------
@@ -327,6 +371,17 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         Evaluate the network under bfloat16 autocast (weights, rendering sums and the loss stay
         float32): about 1.6x faster on CPUs with AVX512-BF16 and on GPUs, at ~3 significant digits
         per network output.
+    normalize : bool
+        Divide the loss by the mean squared weighted datum (recommended: without it, data in
+        physical units give gradients below Adam's ``eps`` and the fit stalls).
+    warmup : int
+        Steps of linear learning-rate warm-up (0: none).
+    adam_eps : float
+        Adam's ``eps``.
+    malloc_tuning : bool
+        On Linux/glibc CPUs, keep freed large blocks in the process heap (:func:`tune_malloc`):
+        otherwise every step returns its ~100 MB activations to the OS and faults them back in,
+        ~40 % of a step's time.
 
     Returns
     -------
@@ -339,6 +394,12 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     for name, val in (("lr", lr), ("lr_final", lr_final)):
         if not (math.isfinite(val) and val > 0):
             raise ValueError(f"{name} must be positive, got {val!r}")
+    if not (math.isfinite(adam_eps) and adam_eps > 0):
+        raise ValueError(f"adam_eps must be positive, got {adam_eps!r}")
+    if int(warmup) < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup}")
+    if malloc_tuning and device.type == "cpu":
+        tune_malloc()
     if field is None:
         field = EmissionField(r_max=r_max, r_min=r_min, z_max=z_max, amplitude=amplitude, seed=seed, **field_kw)
     field = field.to(device)
@@ -355,9 +416,14 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     loss_scale = 1.0 / (n_data * data_energy) if (normalize and data_energy > 0) else 1.0 / n_data
     opt = torch.optim.Adam(field.parameters(), lr=lr, eps=adam_eps)
     gamma = (lr_final / lr) ** (1.0 / max(1, int(n_iter) - 1))
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
+    n_warm = max(0, int(warmup))
+    # linear warm-up: the first full-size Adam steps move every layer coherently and can push the
+    # sigmoid(out - 10) output everywhere up then down into its flat region, where the fit stalls
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: gamma ** k * (min(1.0, (k + 1) / n_warm) if n_warm else 1.0))
     hist = History(meta={"solver": "bhnerf-adam", "n_iter": int(n_iter), "lr": lr, "lr_final": lr_final,
-                         "support": field.support})
+                         "warmup": n_warm, "support": field.support, "amplitude": field.amplitude,
+                         "loss_scale": loss_scale})
     hist.extra["pearson"] = []
     truth_np = None if truth is None else np.squeeze(_np(truth))
     t0 = time.perf_counter()
@@ -411,4 +477,4 @@ def fit_network_ensemble(op, y, *, seeds: Sequence[int] = (0, 1, 2, 3), truth=No
 
 
 __all__ = ["EmissionField", "fit_network", "fit_network_ensemble", "fit_voxels", "grid_points", "pearson_3d",
-           "psnr_3d", "radius_mask"]
+           "psnr_3d", "radius_mask", "tune_malloc"]

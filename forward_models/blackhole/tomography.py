@@ -454,7 +454,10 @@ class EmissionTomography(LinearOperator):
 
     # ------------------------------------------------------------------ geometry
     def geometry(self):
-        return {
+        # optional ray arguments that are unset are omitted (never written as NaN): from_geometry
+        # then falls back to the ray tracer's default; the adaptive window r_max is always kept so
+        # that the rebuilt operator samples the rays exactly as this one
+        geo = {
             "spin": (self.spin, "M"),
             "inclination_deg": (self.inclination_deg, "deg"),
             "alpha": (self.alpha, "M"),
@@ -462,7 +465,10 @@ class EmissionTomography(LinearOperator):
             "n_samples": (self.n_samples, "1"),
             "sampling": (self.sampling, ""),
             "r_observer": (self.r_observer, "M"),
-            "ray_r_max": (np.nan if self.ray_r_max is None else self.ray_r_max, "M"),
+        }
+        if self.ray_r_max is not None:
+            geo["ray_r_max"] = (self.ray_r_max, "M")
+        geo.update({
             "grid_shape": (list(self.grid_shape), "voxel"),
             "extent": (list(self.extent), "M"),
             "t_frames": (self.t_frames, "M"),
@@ -471,13 +477,15 @@ class EmissionTomography(LinearOperator):
             "slow_light": (int(self.slow_light), "bool"),
             "retrograde": (int(self.retrograde), "bool"),
             "fraction": (self.fraction, "1"),
-        }
+        })
+        return geo
 
     @classmethod
     def from_geometry(cls, g, *, dtype: torch.dtype = torch.float64):
         from .geodesics import trace_rays  # the ray tracer is only needed to rebuild from a file
 
-        r_max = float(g.get("ray_r_max", np.nan))
+        r_max = g.get("ray_r_max")
+        r_max = np.nan if r_max is None else float(r_max)  # NaN: written by older versions for "unset"
         geos = trace_rays(float(g["spin"]), float(g["inclination_deg"]), np.asarray(g["alpha"], dtype=np.float64),
                           np.asarray(g["beta"], dtype=np.float64), n_samples=int(g["n_samples"]),
                           sampling=str(g.get("sampling", "mino")), r_observer=float(g["r_observer"]),

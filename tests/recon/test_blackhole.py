@@ -117,10 +117,45 @@ def test_recovery_from_reference_movie(model):
     with np.load(shared_path(*REF, "hotspot_emission_grid.npz"), allow_pickle=False) as d:
         truth = d["emission"]
     mask = rb.radius_mask(op, 8.0)
+    # measured (2 threads): voxels 0.958 after 150 FISTA steps (~1 min), network 0.994 after 150
+    # Adam steps (~5 min; 0.975 at 125)
     if model == "voxels":
-        x, _ = rb.fit_voxels(op, y, n_iter=300, support=mask, smoothness=0.01)
+        x, _ = rb.fit_voxels(op, y, n_iter=150, support=mask, smoothness=0.01)
         vol = x.numpy()
     else:
-        field, _ = rb.fit_network(op, y, n_iter=250, lr=3e-3, lr_final=3e-4, z_max=4.0)
+        field, _ = rb.fit_network(op, y, n_iter=150, lr=1e-3, lr_final=1e-4, z_max=4.0)
         vol = field.on_grid(op).numpy()
-    assert rb.pearson_3d(vol, truth, mask=mask) >= 0.9
+    rho = rb.pearson_3d(vol, truth, mask=mask)
+    assert rho >= 0.9, f"{model}: Pearson {rho:.3f}"
+
+
+def test_fit_network_loss_is_scale_free(small):
+    """With the normalised loss, data and amplitude in other units give the same fit (Adam is scale-free)."""
+    op, truth, y = small
+    kw = dict(n_iter=6, lr=3e-3, lr_final=1e-3, z_max=4.0, width=16, log_every=1, warmup=2)
+    _, h1 = rb.fit_network(op, y, amplitude=2.0, **kw)
+    _, h2 = rb.fit_network(op, y * 1e-4, amplitude=2e-4, **kw)
+    assert h1.objective[0] == pytest.approx(1.0, abs=0.05)  # starts at ~|y|²/|y|²: the field is ~0
+    np.testing.assert_allclose(h2.objective, h1.objective, rtol=1e-3)
+    # unnormalised, the same data in small units hardly move (the old failure of the flare example)
+    _, h3 = rb.fit_network(op, y * 1e-4, amplitude=2e-4, normalize=False, adam_eps=1e-8, **kw)
+    assert h3.objective[-1] / h3.objective[0] > h1.objective[-1] / h1.objective[0]
+    with pytest.raises(ValueError, match="warmup"):
+        rb.fit_network(op, y, n_iter=1, warmup=-1)
+    assert isinstance(rb.tune_malloc(), bool)
+
+
+def test_geometry_omits_unset_keys_and_rebuilds_adaptive_operator(small):
+    from forward_models.blackhole.tomography import _example
+
+    op_mino = small[0]
+    g = op_mino.geometry()
+    assert "ray_r_max" not in g
+    assert all(not (isinstance(v, float) and np.isnan(v)) for v, _ in g.values())
+    op = _example()
+    g = op.geometry()
+    assert op.sampling == "adaptive" and g["ray_r_max"][0] == pytest.approx(10.0)
+    op2 = EmissionTomography.from_geometry({k: v for k, (v, _) in g.items()})
+    assert op2.ray_r_max == pytest.approx(10.0) and op2.n_active == op.n_active
+    x = torch.rand(1, *op.in_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(op2(x), op(x), rtol=1e-10, atol=1e-12)
