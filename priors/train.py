@@ -79,6 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--out", required=True, help="checkpoint folder (resumes from last.pt when present)")
+    p.add_argument("--init-from", default=None,
+                   help="fine-tune: start a new run (fresh optimizer and schedule) from the model weights of "
+                        "another run's checkpoint (same architecture and config); ignored when --out has last.pt")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -171,6 +174,17 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         noise_gen.set_state(ck["noise_gen"][rank] if world > 1 else ck["noise_gen"][0])
         if rank == 0:
             print(f"resumed from {last} at step {step} (best held-out PSNR {best:.2f} dB)", flush=True)
+    elif a.init_from:
+        src = Path(a.init_from)
+        if not src.is_file():
+            raise ValueError(f"--init-from {src}: no such checkpoint file")
+        ck = torch.load(src, map_location=device, weights_only=True)
+        if ck.get("arch") != a.arch or json.loads(ck["config"]) != json.loads(json.dumps(cfg)):
+            raise ValueError(f"--init-from {src}: trained with another architecture/config than the options given")
+        model.load_state_dict(ck["model"])
+        if rank == 0:
+            print(f"initialised from {src} (its step {int(ck.get('step', 0))}); new schedule of {a.steps} steps",
+                  flush=True)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     sampler = PatchSampler(train_imgs, a.patch, affine_prob=a.affine_prob, generator=gen)
 

@@ -91,6 +91,23 @@ def test_resume_rejects_other_config(image_folder, tmp_path):
         train.main(_args(image_folder, tmp_path / "c", "dnresnet", "--width", "4"))
 
 
+def test_init_from_starts_a_new_schedule_from_the_weights(image_folder, tmp_path):
+    train.main(_args(image_folder, tmp_path / "src", "dnresnet", "--stop-at", "2", "--eval-every", "0"))
+    src = _load(tmp_path / "src" / "last.pt")
+    # One step at lr 0 (warm-up of 1 step from lr 0) must leave the initial weights exactly as loaded.
+    train.main(_args(image_folder, tmp_path / "ft", "dnresnet", "--steps", "1", "--lr", "0", "--lr-min", "0",
+                     "--eval-every", "0", "--init-from", str(tmp_path / "src" / "last.pt")))
+    ft = _load(tmp_path / "ft" / "last.pt")
+    assert ft["step"] == 1
+    for k, v in src["model"].items():
+        assert torch.equal(v, ft["model"][k]), k
+    with pytest.raises(ValueError, match="init-from"):
+        train.main(_args(image_folder, tmp_path / "bad", "dnresnet", "--width", "4",
+                         "--init-from", str(tmp_path / "src" / "last.pt")))
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        train.main(_args(image_folder, tmp_path / "bad2", "dnresnet", "--init-from", str(tmp_path / "nope.pt")))
+
+
 def test_lr_schedule_warmup_and_cosine():
     a = train.parse_args(["--out", "x", "--lr", "1e-3", "--lr-min", "1e-5", "--warmup", "10", "--steps", "110"])
     assert train.lr_at(0, a) == pytest.approx(1e-4)
