@@ -140,18 +140,24 @@ def pair_applies(measurement: Measurement, solver: str, prior: str) -> tuple[boo
     return True, ""
 
 
-def load_prior(prior: str, *, device: str = "cpu"):
+def load_prior(prior: str, *, device: str = "cpu", weights: str | os.PathLike | None = None):
     """Load a denoiser by name through ``priors.load_denoiser``; ``(denoiser, weights_sha256)``.
 
+    ``weights`` is a path to the user's own (or published) weights for a learned prior.
     ``FileNotFoundError`` (learned weights not shipped) is passed through so callers
     can skip the prior with a note.
     """
     if not prior_is_denoiser(prior):
+        if weights is not None:
+            raise ValueError(f"weights= given, but prior {prior!r} is not a learned denoiser")
         return None, ""
     try:
         from priors import load_denoiser
     except ImportError:
         raise ValueError("priors.load_denoiser is not available in this installation") from None
+    if weights is not None:
+        den = load_denoiser(prior, weights=weights, device=device)
+        return den, sha256_file(weights)
     den = load_denoiser(prior, device=device)
     return den, _weights_hash(den)
 
@@ -415,7 +421,7 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
                 device: str = "cpu", seed: int = 0, threads: int | None = None, x0=None,
                 callback: Callable | None = None, dtype: str = "float32", resume_state: dict | None = None,
                 state_callback: Callable | None = None, progress: bool | None = False,
-                **options) -> Reconstruction:
+                weights: str | os.PathLike | None = None, **options) -> Reconstruction:
     """Reconstruct the unknown of a measurement with a registered solver and prior.
 
     Parameters
@@ -438,6 +444,9 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
         Working precision.
     resume_state, state_callback
         The checkpoint protocol of :mod:`recon.checkpoint` (passed to solvers that accept them).
+    weights : path, optional
+        The learned prior's weights (``.safetensors`` with its JSON sidecar, or a published
+        ``.pth`` state dict) instead of the shipped ones; its sha256 is recorded.
     **options
         Solver keyword options (``iterations``, ``lam``, ``rho``, ...), checked against the
         solver's signature.
@@ -477,7 +486,7 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
         y = torch.as_tensor(m.y)[None].to(dev)
         y = y.to(torch.complex64 if tdtype == torch.float32 else torch.complex128) if y.is_complex() \
             else y.to(tdtype)
-        denoiser, wsha = load_prior(prior, device=str(dev))
+        denoiser, wsha = load_prior(prior, device=str(dev), weights=weights)
         if denoiser is not None and not isinstance(getattr(denoiser, "name", None), str):
             try:  # solvers look their tuned defaults up by the prior's name
                 denoiser.name = prior
@@ -540,7 +549,8 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
     prov = {
         "generator": "recon.reconstruct",
         "seed": seed,
-        "config": {"solver": solver, "prior": prior, "options": opts},
+        "config": {"solver": solver, "prior": prior, "options": opts,
+                   **({"weights": str(weights), "weights_sha256": wsha} if weights is not None else {})},
         "parents": [{"path": str(m.path), "sha256": sha256_file(m.path)}] if m.path and Path(m.path).is_file()
         else [],
         "command": "",

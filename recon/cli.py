@@ -145,6 +145,13 @@ def cmd_run(args, argv) -> int:
     options = _parse_options(args.option)
     if args.iterations is not None:
         options.setdefault("iterations", args.iterations)
+    if args.weights is not None:
+        wpath = Path(args.weights)
+        if not wpath.is_file():
+            raise BadInput(f"--weights {wpath}: no such file")
+        if not api.prior_is_denoiser(args.prior):
+            raise BadInput(f"--weights {wpath}: prior {args.prior!r} is not a learned denoiser")
+        options["weights"] = str(wpath)
     solver = args.solver or "auto"
     ckpt = None
     if args.checkpoint_every or args.resume:
@@ -154,7 +161,8 @@ def cmd_run(args, argv) -> int:
         check_output_path(ckpt_path, [args.input, out], what="checkpoint")
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume,
                             run_key={"input_sha256": _sha(args.input), "solver": solver, "prior": args.prior,
-                                     "options": options, "seed": args.seed, "dtype": args.dtype})
+                                     "options": options, "seed": args.seed, "dtype": args.dtype,
+                                     "weights_sha256": _sha(args.weights) if args.weights else ""})
     if ckpt is not None:
         r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=args.threads,
                      dtype=args.dtype, **options)
@@ -354,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--solver", default="auto", metavar="NAME",
                    help=f"{', '.join(SOLVER_NAMES)} (default: chosen from the prior)")
     r.add_argument("--prior", default="none", metavar="NAME", help=f"{', '.join(PRIOR_NAMES)} (default none)")
+    r.add_argument("--weights", metavar="PATH", help="weights for a learned prior instead of the shipped ones "
+                   "(.safetensors with its .json sidecar, or a published .pth state dict)")
     r.add_argument("--iterations", type=_positive_int, help="solver iterations (default: the solver's)")
     r.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="solver option, repeatable (e.g. --option lam=0.01 --option rho=1)")
