@@ -156,9 +156,9 @@ class Measurement:
             raise ValueError(f"operator {type(op).__name__} is not registered in forward_models.REGISTRY")
         geom, units_map = {}, {}
         for key, (value, u) in op.geometry().items():
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                # an unset optional argument (some operators report None as NaN): files omit it, and
-                # from_geometry falls back to its default; NaN inside a file stays an error
+            if value is None:
+                # an unset optional argument: files omit it and from_geometry falls back to its
+                # default (NaN is never "unset": NaN in a geometry is an error on reading)
                 continue
             geom[key] = _to_numpy(value) if not isinstance(value, (str, int, float, list, tuple)) else value
             units_map[key] = u

@@ -130,7 +130,7 @@ def tune_ct(args, den):
                             {"lam": [0.1, 0.3, 1.0], "sigma_end": [0.015]})
     if "pnp-admm" in args.solvers:
         out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter, cg_max_iter=args.cg_iter),
-                                 {"lam": [1.0, 3.0, 10.0], "sigma0": [0.1, 0.2], "sigma_end": [0.01, 0.02]})
+                                 {"lam": [0.3, 0.5, 1.0], "sigma0": [0.1], "sigma_end": [0.02, 0.03]})
     return out
 
 

@@ -58,14 +58,20 @@ DEFAULTS: dict[tuple, dict] = {
     # ------------------------------------------------------------------ sparse-view CT, 60 views, 1% noise
     ("fbp", "radon"): dict(filter="hann"),  # tuned: 24.5 dB (ramp 16.6) on 2 Train400 images
     ("cg", "radon"): dict(damping=0.0, n_iter=5),  # tuned: early stopping, 29.1 dB (10 its: 24.4) on 2 Train400
-    # NOT yet tuned with the DRUNet (the Train400 run did not fit in this session's CPU budget; rerun
-    #   python examples/benchmarks/tune_solvers.py --task ct --prior drunet --solvers tv,hqs,pnp-admm \
-    #       --n-images 3 --admm-iter 20 --cg-iter 8 --tv-iter 200
-    # ).  All start from the Hann-window FBP (recon.solvers.common.initial_point).
-    ("tv", "radon"): dict(lam=1.0, n_iter=200, bounds=(0.0, 1.0)),
-    # denoiser level sqrt(λ/ρ_k) from 0.1 down to 0.015 over 20 iterations, λ ≈ the sinogram noise variance
-    ("pnp-admm", "radon"): dict(lam=3.0, rho=300.0, n_iter=20, rho_schedule="increasing", rho_growth=1.22,
-                                cg_max_iter=8),
+    # All start from the Hann-window FBP (recon.solvers.common.initial_point).
+    # TV (Chambolle-Pock): tuned on 3 Train400 images (indices 0-2) at 256x256, 500 iterations,
+    #   python examples/benchmarks/tune_solvers.py --task ct --prior tv --solvers tv --n-images 3 --tv-iter 500
+    # λ x step_ratio: (1, 0.01) 28.58, (2, 0.01) 28.17, (2, 0.03) 28.74, (3, 0.03) 28.56, (5, 0.03) 28.27 dB;
+    # the old equal steps (step_ratio 1) stayed below FBP after 200 iterations (22 dB on Train400[0]).
+    ("tv", "radon"): dict(lam=2.0, step_ratio=0.03, n_iter=500, bounds=(0.0, 1.0)),
+    # PnP-ADMM with the shipped DRUNet (5,500-step weights), 20 iterations, 8 CG steps per data prox,
+    # denoiser level sqrt(λ/ρ_k) from σ0 = 0.1 down to σ_end; tuned on 2 Train400 images (0-1), FBP 24.47 dB:
+    #   python examples/benchmarks/tune_solvers.py --task ct --prior drunet --solvers fbp,pnp-admm \
+    #       --n-images 2 --admm-iter 20 --cg-iter 8
+    # (λ, σ_end): (0.3, .02) 23.96, (0.5, .02) 28.88, (1, .01) 30.37, (1, .02) 30.46, (1, .03) 30.52,
+    # (0.5, .03) 28.24, (3, .01) 29.94, (3, .02) 29.99, (10, .02) 29.03 dB.
+    ("pnp-admm", "radon"): dict(lam=1.0, rho=100.0, n_iter=20, rho_schedule="increasing",
+                                rho_growth=1.1351, cg_max_iter=8),
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
     ("hqs", "radon"): dict(lam=0.3, n_iter=12, sigma_end=0.015, cg_max_iter=8),
     # NeRF PE vs raw coordinates at an equal step budget: a CPU-sized network (0.25-0.5 s/step at
