@@ -30,7 +30,6 @@ numpy arrays ``r, theta, phi, t, dtau, Sigma, x, y, z`` of shape ``(Nβ, Nα, K)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,42 +39,19 @@ import torch
 from ..base import LinearOperator
 from ..registry import register
 from .emission import _grid_shape, check_spin, emission_age, keplerian_omega, redshift_factor, rotate_z
+from .geodesics import Geodesics
 
 RAY_FIELDS = ("r", "theta", "phi", "t", "dtau", "Sigma", "x", "y", "z")
 
 
 # ============================================================================ rays
-@dataclass
-class RayBundle:
-    """Sampled null geodesics in the layout of the reference files (see module docstring)."""
-
-    r: np.ndarray
-    theta: np.ndarray
-    phi: np.ndarray
-    t: np.ndarray
-    dtau: np.ndarray
-    Sigma: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    z: np.ndarray
-    captured: np.ndarray
-    lam: np.ndarray
-    eta: np.ndarray
-    spin: float
-    inclination_deg: float
-    alpha: np.ndarray
-    beta: np.ndarray
-    mino: np.ndarray | None = None
-    r_observer: float = 1000.0
-    sampling: str = "mino"
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.r.shape[-1])
+#: The ray container is :class:`~forward_models.blackhole.geodesics.Geodesics` (what ``trace_rays``
+#: returns); ``RayBundle`` is its former name here, kept for callers.
+RayBundle = Geodesics
 
 
-def rays_from_npz(path: str | Path, *, rows=None, cols=None, samples=None) -> RayBundle:
-    """Read a reference geodesics file (``geos_a*_inc*.npz``) into a :class:`RayBundle`.
+def rays_from_npz(path: str | Path, *, rows=None, cols=None, samples=None) -> Geodesics:
+    """Read a reference geodesics file (``geos_a*_inc*.npz``) into a :class:`Geodesics`.
 
     Parameters
     ----------
@@ -103,8 +79,9 @@ def rays_from_npz(path: str | Path, *, rows=None, cols=None, samples=None) -> Ra
             if "mino" in arr:
                 m = arr["mino"]
                 arr["dtau"] = np.concatenate([np.zeros_like(m[..., :1]), np.diff(m, axis=-1)], axis=-1)
-        return RayBundle(
-            **{k: arr[k] for k in RAY_FIELDS}, mino=arr.get("mino"),
+        mino = arr["mino"] if "mino" in arr else np.cumsum(arr["dtau"], axis=-1)
+        return Geodesics(
+            **{k: arr[k] for k in RAY_FIELDS}, mino=mino,
             captured=np.asarray(d["captured"], dtype=bool)[rows][:, cols],
             lam=np.asarray(d["lam"], dtype=np.float64)[rows][:, cols],
             eta=np.asarray(d["eta"], dtype=np.float64)[rows][:, cols],

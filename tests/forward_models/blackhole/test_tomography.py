@@ -162,8 +162,9 @@ def _bundle(**over):
     rng = np.random.default_rng(0)
     shape = (3, 4, 5)
     arr = {k: rng.uniform(3, 6, shape) for k in ("r", "theta", "phi", "t", "dtau", "Sigma", "x", "y", "z")}
-    kw = dict(arr, captured=np.zeros(shape[:2], bool), lam=np.zeros(shape[:2]), eta=np.ones(shape[:2]), spin=0.5,
-              inclination_deg=60.0, alpha=np.linspace(-1, 1, 4), beta=np.linspace(-1, 1, 3))
+    kw = dict(arr, mino=np.cumsum(arr["dtau"], axis=-1), captured=np.zeros(shape[:2], bool), lam=np.zeros(shape[:2]),
+              eta=np.ones(shape[:2]), spin=0.5, inclination_deg=60.0, r_observer=1000.0, alpha=np.linspace(-1, 1, 4),
+              beta=np.linspace(-1, 1, 3))
     kw.update(over)
     return RayBundle(**kw)
 
