@@ -27,9 +27,31 @@ class CGInfo:
     converged: bool
 
 
-def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-batch-element real inner product, shape (B,)."""
     return (a.conj() * b).real.reshape(a.shape[0], -1).sum(dim=1)
+
+
+def cg_step(apply: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, r: torch.Tensor, p: torch.Tensor,
+            rs: torch.Tensor, *, active: torch.Tensor | None = None):
+    """One batched conjugate-gradient iteration; returns the new ``(x, r, p, rs)``.
+
+    ``r = b − M x`` is the residual, ``p`` the search direction, ``rs = ‖r‖²`` per batch element
+    (shape (B,)).  Elements where ``active`` is False (converged) and directions with
+    ``pᵀMp ≤ 0`` (a zero residual) keep their ``x`` and ``r``.  One loop body shared by
+    :func:`conjugate_gradient` and solvers that track or checkpoint every iteration.
+    """
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mp = apply(p)
+    denom = batch_dot(p, mp)
+    ok = denom > 0 if active is None else active & (denom > 0)
+    alpha = torch.where(ok, rs / torch.where(denom > 0, denom, torch.ones_like(denom)), 0.0)
+    x = x + alpha.reshape(shape) * p
+    r = r - alpha.reshape(shape) * mp
+    rs_new = batch_dot(r, r)
+    beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), 0.0)
+    p = r + beta.reshape(shape) * p
+    return x, r, p, rs_new
 
 
 def conjugate_gradient(
@@ -67,24 +89,14 @@ def conjugate_gradient(
     if max_iter < 0:
         raise ValueError(f"max_iter must be non-negative, got {max_iter}")
     x = torch.zeros_like(b) if x0 is None else x0.clone()
-    shape = (b.shape[0],) + (1,) * (b.ndim - 1)
     r = b - apply(x) if x0 is not None else b.clone()
     p = r.clone()
-    rs = _bdot(r, r)
-    bnorm = torch.sqrt(_bdot(b, b)).clamp_min(torch.finfo(b.real.dtype).tiny)
+    rs = batch_dot(r, r)
+    bnorm = torch.sqrt(batch_dot(b, b)).clamp_min(torch.finfo(b.real.dtype).tiny)
     it = 0
     rel = torch.sqrt(rs) / bnorm
     while it < max_iter and bool((rel > tol).any()):
-        mp = apply(p)
-        denom = _bdot(p, mp)
-        active = rel > tol
-        alpha = torch.where(active & (denom > 0), rs / torch.where(denom > 0, denom, torch.ones_like(denom)), 0.0)
-        x = x + alpha.reshape(shape) * p
-        r = r - alpha.reshape(shape) * mp
-        rs_new = _bdot(r, r)
-        beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), 0.0)
-        p = r + beta.reshape(shape) * p
-        rs = rs_new
+        x, r, p, rs = cg_step(apply, x, r, p, rs, active=rel > tol)
         rel = torch.sqrt(rs) / bnorm
         it += 1
     worst = float(rel.max()) if rel.numel() else 0.0

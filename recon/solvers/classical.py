@@ -11,14 +11,12 @@ import math
 
 import torch
 
+from forward_models.cg import batch_dot, cg_step
+
 from .common import (Tracker, call_denoiser, check_int, check_measurement, check_positive, check_state_callback,
                      clamp_sigma, initial_point, move_denoiser, resolve_device)
 from .fidelity import DataFidelity
 from .history import History
-
-
-def _bdot(a, b):
-    return (a.conj() * b).real.reshape(a.shape[0], -1).sum(dim=1)
 
 
 def _prepare(fidelity, device):
@@ -87,9 +85,8 @@ def cg_tikhonov(
     track.start(x)
     r = b - M(x) if x0 is not None else b.clone()
     p = r.clone()
-    rs = _bdot(r, r)
-    bnorm = torch.sqrt(_bdot(b, b)).clamp_min(torch.finfo(b.dtype).tiny)
-    shape = (b.shape[0],) + (1,) * (b.ndim - 1)
+    rs = batch_dot(r, r)
+    bnorm = torch.sqrt(batch_dot(b, b)).clamp_min(torch.finfo(b.dtype).tiny)
     start = track.resume(resume_state, ("x", "r", "p", "rs"))
     if start:
         x, r, p, rs = (resume_state[n].to(device=b.device, dtype=b.dtype) for n in ("x", "r", "p", "rs"))
@@ -100,17 +97,8 @@ def cg_tikhonov(
         if bool((rel <= tol).all()):
             reason = "converged"
             break
-        mp = M(p)
-        denom = _bdot(p, mp)
-        active = rel > tol
-        alpha = torch.where(active & (denom > 0), rs / torch.where(denom > 0, denom, torch.ones_like(denom)), 0.0)
-        x = x + alpha.reshape(shape) * p
-        r = r - alpha.reshape(shape) * mp
-        rs_new = _bdot(r, r)
-        beta = torch.where(rs > 0, rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), 0.0)
-        p = r + beta.reshape(shape) * p
-        rs = rs_new
-        obj = fid.value(x) + 0.5 * damping * _bdot(x, x)
+        x, r, p, rs = cg_step(M, x, r, p, rs, active=rel > tol)
+        obj = fid.value(x) + 0.5 * damping * batch_dot(x, x)
         if track.step(k, x, last=(k == n_iter - 1), objective=float(obj.sum()),
                       primal_residual=float((torch.sqrt(rs) / bnorm).max())):
             reason = "callback"
