@@ -150,3 +150,15 @@ def test_image_field_volume_and_dtype():
     out = gf.render(chunk=7)
     assert out.shape == (1, 1, 3, 4, 5) and out.dtype == torch.float64
     assert grid_coordinates((3, 4, 5)).shape == (3, 4, 5, 3)
+
+
+@pytest.mark.parametrize("n", [8, 64, 100, 256, 512])
+def test_auto_octaves_top_frequency_between_a_quarter_and_half_of_nyquist(n):
+    from priors.coordinate import auto_n_freqs
+
+    L = auto_n_freqs((n, n // 2))
+    top = 2.0 ** (L - 1) * np.pi  # highest angular frequency of the encoding on [-1, 1]
+    nyquist = n * np.pi / 2  # pixel spacing 2/n on [-1, 1]
+    assert nyquist / 4 < top <= nyquist / 2 + 1e-9
+    gf = image_field((1, n, n // 2), encoding="pe", width=4, depth=1)
+    assert gf.field.encoding.n_freqs == L
