@@ -126,6 +126,7 @@ def test_recovery_from_reference_movie(model):
         field, _ = rb.fit_network(op, y, n_iter=150, lr=1e-3, lr_final=1e-4, z_max=4.0)
         vol = field.on_grid(op).numpy()
     rho = rb.pearson_3d(vol, truth, mask=mask)
+    print(f"recovery {model}: Pearson {rho:.3f}")
     assert rho >= 0.9, f"{model}: Pearson {rho:.3f}"
 
 
