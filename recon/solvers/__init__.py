@@ -194,13 +194,19 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
     A defaults entry may say ``lam_per_sigma2=c`` (``λ = c σ²``) or ``lam_per_sigma=c``
     (``λ = c σ``) with ``σ`` the measurement noise level, e.g. for denoising, where the right
     weight of any prior scales with the noise.  An explicit ``lam`` wins; without ``sigma``
-    the entry's plain ``lam`` is used.
+    the entry's plain ``lam`` is used.  ``denoiser_sigma0=s0`` (PnP-ADMM) then sets
+    ``rho = λ / s0²`` (the first denoiser level ``sqrt(λ/ρ)`` is ``s0``) unless ``rho`` is explicit.
     """
     for key, power in (("lam_per_sigma2", 2), ("lam_per_sigma", 1)):
         if key in cfg:
             c = cfg.pop(key)
             if "lam" not in explicit and sigma is not None and sigma > 0:
                 cfg["lam"] = float(c) * float(sigma) ** power
+    if "denoiser_sigma0" in cfg:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
+        s0 = float(cfg.pop("denoiser_sigma0"))
+        lam = explicit.get("lam", cfg.get("lam"))
+        if "rho" not in explicit and lam is not None:
+            cfg["rho"] = float(lam) / s0**2
 
 
 #: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.

@@ -91,3 +91,28 @@ def test_denoise_defaults_are_one_denoiser_call_at_the_noise_level():
     # TV's weight follows the noise level
     _, h1 = SOLVERS["tv"].run(Identity((16, 16)), y, sigma=sigma, n_iter=2)
     assert h1.meta["params"]["lam"] == pytest.approx(sigma * defaults_for("tv", "denoise")["lam_per_sigma"])
+
+
+def test_ct_pnp_admm_first_denoiser_level_is_sigma0_at_any_noise_level():
+    """Noise-relative CT defaults: λ = c σ² and ρ = λ/σ0², so the denoiser starts at σ0 whatever σ is;
+    an explicit rho wins."""
+    from forward_models.radon import Radon
+
+    A = Radon((16, 16), np.linspace(0, np.pi, 6, endpoint=False))
+    y = A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    d = defaults_for("pnp-admm", "radon")
+    calls = []
+
+    class Recording(GaussianSmoother):
+        def forward(self, v, s):
+            calls.append(float(s))
+            return super().forward(v, s)
+
+    for sigma in (0.05, 2.0):
+        calls.clear()
+        _, hist = SOLVERS["pnp-admm"].run(A, y, prior=Recording(), sigma=sigma, n_iter=2)
+        assert hist.meta["params"]["lam"] == pytest.approx(d["lam_per_sigma2"] * sigma**2)
+        assert calls[0] == pytest.approx(d["denoiser_sigma0"])
+    calls.clear()
+    SOLVERS["pnp-admm"].run(A, y, prior=Recording(), sigma=0.05, n_iter=1, lam=0.01, rho=4.0)
+    assert calls[0] == pytest.approx(0.05)  # sqrt(0.01 / 4)
