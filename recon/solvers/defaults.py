@@ -79,6 +79,10 @@ DEFAULTS: dict[tuple, dict] = {
     # data/radon.h5 (σ = 0.1) 39.77 dB against 29.04 dB with the fixed λ = 1, ρ = 100.
     ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.1, rho=100.0, n_iter=20,
                                 rho_schedule="increasing", rho_growth=1.1351, cg_max_iter=8),
+    # On the Set12 benchmark (examples/benchmarks/solver_quality.py --task ct --full) these give FBP 21.25,
+    # TV 25.02, PnP-ADMM 24.64 dB: Train400's 180x180 images upsampled to 256 are much smoother than Set12,
+    # so the Train400 optimum (PnP-ADMM 30.5 vs FBP 24.5) does not carry over.  Open: a tuning set closer to
+    # the test domain (e.g. Train400 at native size with the CT geometry scaled) and more ADMM/CG iterations.
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
     ("hqs", "radon"): dict(lam=0.3, n_iter=12, sigma_end=0.015, cg_max_iter=8),
     # NeRF PE vs raw coordinates at an equal step budget, Train400[0] resized to 64x64, 60 views, 1% noise,
