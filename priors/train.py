@@ -283,6 +283,10 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             r = evaluate_denoiser(model, a.test_folder, s, device=str(device))
             print(f"test sigma={s}: mean PSNR {r['mean_psnr']:.2f} dB", flush=True)
     if world > 1:
+        # Every rank must be past its last collective before any tears the group down: a rank that
+        # destroys its gloo context while the other still talks to it aborted ("terminate called
+        # without an active exception") once in a loaded CI run.
+        dist.barrier()
         dist.destroy_process_group()
     for sig_num, handler in old_handlers.items():
         signal.signal(sig_num, handler)
