@@ -117,7 +117,7 @@ def test_recovery_from_reference_movie(model):
     with np.load(shared_path(*REF, "hotspot_emission_grid.npz"), allow_pickle=False) as d:
         truth = d["emission"]
     mask = rb.radius_mask(op, 8.0)
-    # measured (2 threads): voxels 0.958 after 150 FISTA steps (~1 min), network 0.994 after 150
+    # measured (2 threads): voxels 0.955-0.958 after 150 FISTA steps (~1 min), network 0.994 after 150
     # Adam steps (~5 min; 0.975 at 125)
     if model == "voxels":
         x, _ = rb.fit_voxels(op, y, n_iter=150, support=mask, smoothness=0.01)
