@@ -104,6 +104,11 @@ def model_config(a: argparse.Namespace) -> dict:
     return cfg
 
 
+def _same_model(ck: dict, arch: str, cfg: dict) -> bool:
+    """Whether checkpoint ``ck`` holds a model of architecture ``arch`` built with ``cfg``."""
+    return ck.get("arch") == arch and json.loads(ck["config"]) == json.loads(json.dumps(cfg))
+
+
 def lr_at(step: int, a: argparse.Namespace) -> float:
     """Linear warm-up then cosine decay from ``lr`` to ``lr_min`` at ``steps``."""
     if step < a.warmup:
@@ -161,7 +166,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location=device, weights_only=True)
-        if ck["arch"] != a.arch or json.loads(ck["config"]) != json.loads(json.dumps(cfg)):
+        if not _same_model(ck, a.arch, cfg):
             raise ValueError(f"{last} was trained with another architecture/config; use a new --out")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -179,7 +184,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         if not src.is_file():
             raise ValueError(f"--init-from {src}: no such checkpoint file")
         ck = torch.load(src, map_location=device, weights_only=True)
-        if ck.get("arch") != a.arch or json.loads(ck["config"]) != json.loads(json.dumps(cfg)):
+        if not _same_model(ck, a.arch, cfg):
             raise ValueError(f"--init-from {src}: trained with another architecture/config than the options given")
         model.load_state_dict(ck["model"])
         if rank == 0:

@@ -149,8 +149,6 @@ def cmd_run(args, argv) -> int:
         wpath = Path(args.weights)
         if not wpath.is_file():
             raise BadInput(f"--weights {wpath}: no such file")
-        if not api.prior_is_denoiser(args.prior):
-            raise BadInput(f"--weights {wpath}: prior {args.prior!r} is not a learned denoiser")
         options["weights"] = str(wpath)
     solver = args.solver or "auto"
     ckpt = None

@@ -461,12 +461,12 @@ class EmissionTomography(LinearOperator):
     def from_geometry(cls, g, *, dtype: torch.dtype = torch.float64):
         from .geodesics import trace_rays  # the ray tracer is only needed to rebuild from a file
 
-        r_max = g.get("ray_r_max")
-        r_max = np.nan if r_max is None else float(r_max)  # NaN: written by older versions for "unset"
+        r_max = g.get("ray_r_max")  # absent (or NaN, as older versions wrote it): unset
+        r_max = None if r_max is None or math.isnan(float(r_max)) else float(r_max)
         geos = trace_rays(float(g["spin"]), float(g["inclination_deg"]), np.asarray(g["alpha"], dtype=np.float64),
                           np.asarray(g["beta"], dtype=np.float64), n_samples=int(g["n_samples"]),
                           sampling=str(g.get("sampling", "mino")), r_observer=float(g["r_observer"]),
-                          r_max=None if math.isnan(r_max) else r_max)
+                          r_max=r_max)
         return cls(geos, grid_shape=tuple(int(s) for s in g["grid_shape"]), extent=np.asarray(g["extent"]),
                    t_frames=np.atleast_1d(np.asarray(g["t_frames"], dtype=np.float64)),
                    t_injection=float(g["t_injection"]), doppler=bool(g["doppler"]), slow_light=bool(g["slow_light"]),

@@ -53,7 +53,8 @@ DEFAULTS: dict[tuple, dict] = {
     ("hqs", "blur"): dict(lam=0.5, n_iter=8),
     # PnP-ADMM, 24 its, ρ = λ/σ0² growing so the denoiser level goes σ0 = 0.15 -> σ_end:
     #   λ = 1e-4 (≈ σ²·1.5): σ_end 2σ 31.56, σ 31.39;  λ = 2.3e-5: 26.03;  λ = 4e-4: 29.06 dB.
-    ("pnp-admm", "blur"): dict(lam_per_sigma2=1.0, lam=1e-4, denoiser_sigma0=0.15, rho=1e-4 / 0.15**2, n_iter=24,
+    # (ρ = λ/σ0² is derived from denoiser_sigma0, see recon.solvers._noise_relative)
+    ("pnp-admm", "blur"): dict(lam_per_sigma2=1.0, lam=1e-4, denoiser_sigma0=0.15, n_iter=24,
                                rho_schedule="increasing", rho_growth=1.1915),
     # TV as the PnP prior: a first look on Train400[0] x Levin kernel 1 (one image only):
     ("pnp-admm", "blur", "tv"): dict(lam=1e-4, rho=1e-2, n_iter=30, rho_schedule="increasing", rho_growth=1.1),
@@ -77,7 +78,7 @@ DEFAULTS: dict[tuple, dict] = {
     # (0.5, .03) 28.24, (3, .01) 29.94, (3, .02) 29.99, (10, .02) 29.03 dB.
     # Noise-relative as λ = 0.416 σ² (λ = 1 at the tuning σ ≈ 1.55), ρ = λ/σ0² with σ0 = 0.1: on
     # data/radon.h5 (σ = 0.1) 39.77 dB against 29.04 dB with the fixed λ = 1, ρ = 100.
-    ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.1, rho=100.0, n_iter=20,
+    ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.1, n_iter=20,
                                 rho_schedule="increasing", rho_growth=1.1351, cg_max_iter=8),
     # On the Set12 benchmark (examples/benchmarks/solver_quality.py --task ct --full) these give FBP 21.25,
     # TV 25.02, PnP-ADMM 24.64 dB: Train400's 180x180 images upsampled to 256 are much smoother than Set12,
