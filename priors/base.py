@@ -21,7 +21,7 @@ def sigma_per_image(sigma: float | torch.Tensor, x: torch.Tensor) -> torch.Tenso
         s = s.expand(x.shape[0])
     if s.ndim != 1 or s.shape[0] != x.shape[0]:
         raise ValueError(f"sigma must be a float or a (B,) tensor with B={x.shape[0]}, got shape {tuple(s.shape)}")
-    if not torch.isfinite(s).all() or (s < 0).any():
+    if not bool((torch.isfinite(s) & (s >= 0)).all()):  # one check, one device synchronisation
         raise ValueError("sigma must be finite and non-negative")
     return s
 

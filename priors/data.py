@@ -70,7 +70,12 @@ class PatchSampler:
         stretching up to ``max_stretch``, shear up to ``max_shear``), on top of
         the 8 dihedral flips/rotations every patch gets.
     generator : torch.Generator
-        Source of randomness; its state is saved in checkpoints for exact resume.
+        Source of randomness (a CPU generator); its state is saved in
+        checkpoints for exact resume.
+    device : str or torch.device, optional
+        Where the images live and patches are cut (default CPU).  On a GPU
+        this keeps the sampler from starving the training step; the random
+        draws stay on the CPU generator, so the same patches are chosen.
     """
 
     def __init__(
@@ -84,13 +89,15 @@ class PatchSampler:
         max_stretch: float = 0.1,
         max_shear: float = 0.1,
         generator: torch.Generator,
+        device: str | torch.device | None = None,
     ):
         self.margin = int(math.ceil(patch_size * 0.25)) + int(max_shift) + 1
         big = patch_size + 2 * self.margin
         small = [im for im in images if min(im.shape) < big]
         if small:
             raise ValueError(f"{len(small)} training images are smaller than the patch plus margin ({big} px)")
-        self.images = [torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)) for im in images]
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.images = [torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).to(self.device) for im in images]
         self.patch_size = patch_size
         self.affine_prob = affine_prob
         self.max_shift = max_shift
@@ -116,8 +123,9 @@ class PatchSampler:
             crops.append(dihedral(im[top : top + big, left : left + big], k))
         x = torch.stack(crops)[:, None]
         warp = torch.rand(batch_size, generator=g) < self.affine_prob
-        if warp.any():
-            x[warp] = self._affine(x[warp])
+        if warp.any():  # decided on the CPU and indexed by position: no device synchronisation
+            sel = warp.nonzero().squeeze(1).to(self.device)
+            x[sel] = self._affine(x[sel])
         m = self.margin
         return x[..., m : m + self.patch_size, m : m + self.patch_size].contiguous()
 
@@ -135,6 +143,6 @@ class PatchSampler:
         a12 = c * sh * sy - s * sy
         a21 = s * sx
         a22 = s * sh * sy + c * sy
-        theta = torch.stack([torch.stack([a11, a12, tx], 1), torch.stack([a21, a22, ty], 1)], 1)
+        theta = torch.stack([torch.stack([a11, a12, tx], 1), torch.stack([a21, a22, ty], 1)], 1).to(x.device)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -14,6 +14,7 @@ CUDA).  ``--test-folder`` runs the shared evaluation protocol at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -73,6 +74,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="minutes of training: the cosine schedule (and the BatchNorm freeze) follow the larger "
+                        "of the step and the elapsed-time fraction, and training stops when the time is up; "
+                        "for fixed-length runs on borrowed hardware (the step count it reaches depends on the "
+                        "machine, so such a run is not step-for-step reproducible)")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none",
+                   help="bf16: autocast the forward pass to bfloat16 (weights and optimiser stay float32)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC memory layout (faster convolutions on recent GPUs)")
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop (with a checkpoint) at this step without changing the schedule; resume later")
     p.add_argument("--seed", type=int, default=0)
@@ -109,11 +119,21 @@ def _same_model(ck: dict, arch: str, cfg: dict) -> bool:
     return ck.get("arch") == arch and json.loads(ck["config"]) == json.loads(json.dumps(cfg))
 
 
-def lr_at(step: int, a: argparse.Namespace) -> float:
-    """Linear warm-up then cosine decay from ``lr`` to ``lr_min`` at ``steps``."""
+def progress(step: int, a: argparse.Namespace, elapsed_s: float = 0.0) -> float:
+    """Fraction of the run done, in [0, 1]: of ``steps``, or of ``time_budget`` if that is further along."""
+    t = min(1.0, step / max(1, a.steps))
+    if getattr(a, "time_budget", None):
+        t = max(t, min(1.0, elapsed_s / (60.0 * a.time_budget)))
+    return t
+
+
+def lr_at(step: int, a: argparse.Namespace, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up then cosine decay from ``lr`` to ``lr_min`` at ``steps`` (or at the time budget)."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     t = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+    if getattr(a, "time_budget", None):
+        t = max(t, min(1.0, elapsed_s / (60.0 * a.time_budget)))
     return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * t))
 
 
@@ -159,10 +179,14 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     torch.manual_seed(a.seed)
     cfg = model_config(a)
     model = build_model(a.arch, **cfg).to(device)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if a.time_budget is not None and a.time_budget <= 0:
+        raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
     noise_gen = torch.Generator(device=device).manual_seed(a.seed * 1000 + 500 + rank)
-    step, best, history = 0, -float("inf"), []
+    step, best, history, elapsed0 = 0, -float("inf"), [], 0.0
     last = out / "last.pt"
     if last.exists():
         ck = torch.load(last, map_location=device, weights_only=True)
@@ -172,6 +196,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         opt.load_state_dict(ck["optimizer"])
         step, best = int(ck["step"]), float(ck["best"])
         history = json.loads(ck["history"])
+        elapsed0 = float(ck.get("elapsed_s", 0.0))
         if len(ck["gen"]) != world:
             raise ValueError(f"{last} was written by {len(ck['gen'])} process(es); resume with the same number "
                              f"(now {world}) so the random streams continue exactly")
@@ -191,7 +216,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             print(f"initialised from {src} (its step {int(ck.get('step', 0))}); new schedule of {a.steps} steps",
                   flush=True)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    sampler = PatchSampler(train_imgs, a.patch, affine_prob=a.affine_prob, generator=gen)
+    sampler = PatchSampler(train_imgs, a.patch, affine_prob=a.affine_prob, generator=gen, device=device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if a.amp == "bf16" else contextlib.nullcontext()
 
     stop = {"now": False}
 
@@ -217,7 +243,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         if rank == 0:
             _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(),
                               optimizer=opt.state_dict(), step=step, best=best, history=json.dumps(history),
-                              gen=gens, noise_gen=ngens), last)
+                              gen=gens, noise_gen=ngens, elapsed_s=elapsed()), last)
 
     use_bar = rank == 0 and not a.no_progress and sys.stderr.isatty()
     bar = None
@@ -225,13 +251,34 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         from tqdm import tqdm
 
         bar = tqdm(total=a.steps, initial=step, desc=f"train {a.arch}")
+    def validate_and_keep_best(best: float) -> float:
+        """Held-out PSNR now; ``best.pt`` if it is the best so far.  Returns the new best."""
+        v = validate(model, held_imgs, device)
+        if frozen:  # validate() ends with model.train(), which unfreezes BatchNorm statistics
+            freeze_batchnorm(model)
+        history.append(dict(step=step, loss=float(running), val_psnr25=v, minutes=now / 60,
+                            lr=lr_at(step, a, now)))
+        msg = f"step {step}: loss {float(running):.5f} held-out PSNR(25) {v:.2f} dB ({now / 60:.1f} min)"
+        if v > best:
+            best = v
+            _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
+                              val_psnr25=v), out / "best.pt")
+            msg += " (best)"
+        print(msg, flush=True)
+        return best
+
     t_start = time.time()
-    running = 0.0
+
+    def elapsed() -> float:  # seconds of training in this and earlier (resumed) runs
+        return elapsed0 + time.time() - t_start
+
+    running = torch.zeros((), device=device)  # kept on the device: no synchronisation per step
+    now = elapsed()
     model.train()
     frozen = False
     has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     while step < a.steps and not stop["now"]:
-        if has_bn and not frozen and step >= a.freeze_bn_at * a.steps:
+        if has_bn and not frozen and progress(step, a, now) >= a.freeze_bn_at:
             freeze_batchnorm(model)
             frozen = True
             if world > 1:
@@ -239,48 +286,53 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
                 # now that the BatchNorm parameters no longer require one.
                 ddp = torch.nn.parallel.DistributedDataParallel(model)
         for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, a)
+            grp["lr"] = lr_at(step, a, now)
         x = sampler.sample(a.batch).to(device)
+        if a.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         sig = (a.sigma_min + (a.sigma_max - a.sigma_min) * torch.rand(a.batch, device=device, generator=noise_gen)) / 255
         noise = torch.randn(x.shape, device=device, generator=noise_gen) * sig[:, None, None, None]
-        est = ddp(x + noise, sig)
+        with amp:
+            est = ddp(x + noise, sig)
+        est = est.float()
         loss = F.l1_loss(est, x) if a.loss == "l1" else F.mse_loss(est, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        running = 0.98 * running + 0.02 * loss.detach() if step > 1 else loss.detach().clone()
+        now = elapsed()
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step, a):.1e}")
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{float(running):.4f}", lr=f"{lr_at(step, a, now):.1e}")
         if a.eval_every and step % a.eval_every == 0 and rank == 0 and held_imgs:
-            v = validate(model, held_imgs, device)
-            if frozen:  # validate() ends with model.train(), which unfreezes BatchNorm statistics
-                freeze_batchnorm(model)
-            history.append(dict(step=step, loss=running, val_psnr25=v, minutes=(time.time() - t_start) / 60))
-            msg = f"step {step}: loss {running:.5f} held-out PSNR(25) {v:.2f} dB"
-            if v > best:
-                best = v
-                _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
-                                  val_psnr25=v), out / "best.pt")
-                msg += " (best)"
-            print(msg, flush=True)
+            best = validate_and_keep_best(best)
         if world > 1 and a.eval_every and step % a.eval_every == 0:
             dist.barrier()
         if step % a.ckpt_every == 0:
             checkpoint()
         if a.max_minutes and (time.time() - t_start) / 60 > a.max_minutes:
             stop["now"] = True
+        if a.time_budget and now >= 60.0 * a.time_budget:
+            stop["now"] = True
         if a.stop_at is not None and step >= a.stop_at:
             stop["now"] = True
         if world > 1:
-            flag = torch.tensor([1.0 if stop["now"] else 0.0])
-            dist.all_reduce(flag)
-            stop["now"] = bool(flag.item() > 0)
+            # One stop decision and one clock for all ranks: a time-based schedule must give every
+            # rank the same learning rate or the replicas drift apart.
+            flag = torch.tensor([1.0 if stop["now"] else 0.0, now], dtype=torch.float64)
+            if device.type == "cuda":
+                flag = flag.to(device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop["now"], now = bool(flag[0].item() > 0), float(flag[1].item())
+    finished = step >= a.steps or bool(a.time_budget and now >= 60.0 * a.time_budget)
+    if finished and rank == 0 and held_imgs and a.eval_every and step % a.eval_every:
+        best = validate_and_keep_best(best)  # a time budget ends between evaluations: judge the final weights
     checkpoint()
     if bar is not None:
         bar.close()
-    if rank == 0 and a.test_folder and step >= a.steps:
+    if rank == 0 and a.test_folder and finished:
         best_path = out / "best.pt"
         if best_path.exists():
             model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])

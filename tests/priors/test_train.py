@@ -116,6 +116,29 @@ def test_lr_schedule_warmup_and_cosine():
     assert train.lr_at(110, a) == pytest.approx(1e-5)
 
 
+def test_time_budget_schedule_follows_the_clock():
+    """With --time-budget the cosine runs on the larger of the step and the time fraction."""
+    a = train.parse_args(["--out", "x", "--lr", "1e-3", "--lr-min", "1e-5", "--warmup", "10", "--steps", "1000000",
+                          "--time-budget", "2"])
+    assert train.lr_at(50, a, elapsed_s=60.0) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half the time
+    assert train.lr_at(50, a, elapsed_s=120.0) == pytest.approx(1e-5)
+    assert train.progress(50, a, elapsed_s=30.0) == pytest.approx(0.25)
+    a.time_budget = None
+    assert train.lr_at(50, a, elapsed_s=120.0) == pytest.approx(1e-3, rel=1e-3)  # the clock is ignored
+
+
+def test_time_budget_stops_and_bf16_channels_last_train(image_folder, tmp_path):
+    """A tiny budget ends the run after a few steps with a checkpoint; bf16 autocast and NHWC run on the CPU."""
+    args = _args(image_folder, tmp_path / "t", "drunet", "--steps", "1000000", "--time-budget", "0.002",
+                 "--amp", "bf16", "--channels-last")
+    assert train.main(args) == 0
+    ck = _load(tmp_path / "t" / "last.pt")
+    assert 1 <= ck["step"] < 1000000 and ck["elapsed_s"] >= 0.12
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    with pytest.raises(ValueError, match="time-budget"):
+        train.main(_args(image_folder, tmp_path / "u", "drunet", "--time-budget", "0"))
+
+
 def test_patch_sampler_shapes_range_and_seed():
     rng = np.random.default_rng(0)
     imgs = [rng.random((60, 70)) for _ in range(3)]
