@@ -60,6 +60,8 @@ DEFAULTS: dict[tuple, dict] = {
     # Re-tuned with the shipped GPU-trained DRUNet (λ = c σ², σ_end = 2σ, 24 its, σ0 = 0.15 unless noted):
     #   c 0.25 26.35, 0.35 30.44, 0.45 31.89, 0.5 32.02 (σ0 0.2: 32.02), 0.6 31.90, 0.7 31.65, 1.0 30.89,
     #   1.5 30.02 dB; at c = 0.5: σ_end 1.5σ 31.91, 3σ 31.94; at c = 1: 40 its 30.74 (24: 30.89).
+    # Set12 x 8 Levin kernels with these defaults (solver_quality.py --task deblur --full): TV 30.42,
+    # PnP-ADMM 32.55, HQS 32.68 dB.
     ("pnp-admm", "blur"): dict(lam_per_sigma2=0.5, lam=5e-5, denoiser_sigma0=0.15, n_iter=24,
                                rho_schedule="increasing", rho_growth=1.1915),
     # TV as the PnP prior: a first look on Train400[0] x Levin kernel 1 (one image only):
@@ -92,7 +94,7 @@ DEFAULTS: dict[tuple, dict] = {
     ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.2, n_iter=20,
                                 rho_schedule="increasing", rho_growth=1.1702, cg_max_iter=8),
     # On the Set12 benchmark (examples/benchmarks/solver_quality.py --task ct --full) these give FBP 21.25,
-    # TV 25.02, PnP-ADMM 24.64 dB: Train400's 180x180 images upsampled to 256 are much smoother than Set12,
+    # TV 25.02, PnP-ADMM 25.62 dB with the GPU-trained DRUNet (24.64 with the CPU-trained one): Train400's 180x180 images upsampled to 256 are much smoother than Set12,
     # so the Train400 optimum (PnP-ADMM 30.5 vs FBP 24.5) does not carry over.  Open: a tuning set closer to
     # the test domain (e.g. Train400 at native size with the CT geometry scaled) and more ADMM/CG iterations.
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
