@@ -96,7 +96,7 @@ class PatchSampler:
         small = [im for im in images if min(im.shape) < big]
         if small:
             raise ValueError(f"{len(small)} training images are smaller than the patch plus margin ({big} px)")
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = torch.device(device or "cpu")
         self.images = [torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).to(self.device) for im in images]
         self.patch_size = patch_size
         self.affine_prob = affine_prob

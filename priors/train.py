@@ -119,21 +119,22 @@ def _same_model(ck: dict, arch: str, cfg: dict) -> bool:
     return ck.get("arch") == arch and json.loads(ck["config"]) == json.loads(json.dumps(cfg))
 
 
+def _time_fraction(a: argparse.Namespace, elapsed_s: float) -> float:
+    """Fraction of ``--time-budget`` used, in [0, 1] (0 without a budget)."""
+    budget = getattr(a, "time_budget", None)
+    return min(1.0, elapsed_s / (60.0 * budget)) if budget else 0.0
+
+
 def progress(step: int, a: argparse.Namespace, elapsed_s: float = 0.0) -> float:
     """Fraction of the run done, in [0, 1]: of ``steps``, or of ``time_budget`` if that is further along."""
-    t = min(1.0, step / max(1, a.steps))
-    if getattr(a, "time_budget", None):
-        t = max(t, min(1.0, elapsed_s / (60.0 * a.time_budget)))
-    return t
+    return max(min(1.0, step / max(1, a.steps)), _time_fraction(a, elapsed_s))
 
 
 def lr_at(step: int, a: argparse.Namespace, elapsed_s: float = 0.0) -> float:
     """Linear warm-up then cosine decay from ``lr`` to ``lr_min`` at ``steps`` (or at the time budget)."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
-    t = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
-    if getattr(a, "time_budget", None):
-        t = max(t, min(1.0, elapsed_s / (60.0 * a.time_budget)))
+    t = max(min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup)), _time_fraction(a, elapsed_s))
     return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * t))
 
 
@@ -166,6 +167,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         torch.set_num_threads(a.threads)
     if a.ckpt_every < 1:
         raise ValueError(f"--ckpt-every must be >= 1, got {a.ckpt_every}")
+    if a.time_budget is not None and a.time_budget <= 0:
+        raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -181,8 +184,6 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     model = build_model(a.arch, **cfg).to(device)
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if a.time_budget is not None and a.time_budget <= 0:
-        raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
     noise_gen = torch.Generator(device=device).manual_seed(a.seed * 1000 + 500 + rank)
@@ -314,7 +315,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             checkpoint()
         if a.max_minutes and (time.time() - t_start) / 60 > a.max_minutes:
             stop["now"] = True
-        if a.time_budget and now >= 60.0 * a.time_budget:
+        if _time_fraction(a, now) >= 1.0:
             stop["now"] = True
         if a.stop_at is not None and step >= a.stop_at:
             stop["now"] = True
@@ -326,7 +327,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
                 flag = flag.to(device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             stop["now"], now = bool(flag[0].item() > 0), float(flag[1].item())
-    finished = step >= a.steps or bool(a.time_budget and now >= 60.0 * a.time_budget)
+    finished = step >= a.steps or _time_fraction(a, now) >= 1.0
     if finished and rank == 0 and held_imgs and a.eval_every and step % a.eval_every:
         best = validate_and_keep_best(best)  # a time budget ends between evaluations: judge the final weights
     checkpoint()

@@ -53,8 +53,9 @@ def test_solver_on_cuda_matches_cpu(op_name, solver, drunet):
     assert op_name in fm.primary_names()
     A = _operator(op_name)
     x = _camera(A.in_shape[-1]).expand(2, *A.in_shape).clone()  # a batch of two
-    sigma = 0.01 * float(A(x).abs().max())
-    y = A(x) + sigma * torch.randn(A(x).shape, generator=torch.Generator().manual_seed(0))
+    clean = A(x)
+    sigma = 0.01 * float(clean.abs().max())
+    y = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
     params = {"n_iter": 4}
     out_cpu, h_cpu = run_solver(solver, A, y, prior=drunet, sigma=sigma, truth=x, device="cpu", **params)
     out_gpu, h_gpu = run_solver(solver, A, y, prior=drunet, sigma=sigma, truth=x, device="cuda", **params)
