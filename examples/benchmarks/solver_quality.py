@@ -12,7 +12,8 @@
 ``--quick``: Set12 images 0-2 x Levin kernels 1-2 (full-size images), CT on Set12 0-2, the
 coordinate comparison on Set12[0-1] at 64x64.  ``--full``: Set12 x 8 Levin kernels, all 12 Set12
 images for CT, coordinate networks on 12 images at 256x256 (hours on a CPU; ``--coord-images``,
-``--coord-size``, ``--coord-steps`` pick a subset).  Every row gives the mean PSNR and the mean
+``--coord-indices``, ``--coord-size``, ``--coord-steps`` pick a subset, ``--jobs N`` runs N fits at
+once).  Every row gives the mean PSNR and the mean
 wall time per image.
 """
 
@@ -78,20 +79,38 @@ def ct(args, prior, prior_name):
     return rows
 
 
+def _coordinate_fit(task):
+    """One coordinate-network fit (a worker of ``--jobs``): ``(image index, encoding, PSNR, seconds)``."""
+    i, img, encoding, base, device, threads = task
+    if threads:
+        torch.set_num_threads(threads)
+    A, x, y, s = ct_problem(img, seed=3000 + i)
+    return (i, encoding) + _run("coordinate", A, x, y, s, None, device, **{**base, "encoding": encoding})
+
+
 def coordinate(args):
-    imgs = load_images(SET12, indices=range(args.coord_images), size=args.coord_size)
-    rows = {"coordinate, NeRF PE": [], "coordinate, raw coords": []}
+    indices = args.coord_indices if args.coord_indices is not None else list(range(args.coord_images))
+    imgs = load_images(SET12, indices=indices, size=args.coord_size)
+    names = {"pe": "coordinate, NeRF PE", "none": "coordinate, raw coords"}
+    rows = {n: [] for n in names.values()}
     base = defaults_for("coordinate", "radon")
     if args.coord_steps:
         base["n_steps"] = args.coord_steps
-    for i, img in enumerate(imgs):
-        A, x, y, s = ct_problem(img, seed=3000 + i)
-        rows["coordinate, NeRF PE"].append(_run("coordinate", A, x, y, s, None, args.device, **{**base, "encoding": "pe"}))
-        rows["coordinate, raw coords"].append(_run("coordinate", A, x, y, s, None, args.device,
-                                                   **{**base, "encoding": "none"}))
-        print(f"  image {i}: " + ", ".join(f"{n} {v[-1][0]:.2f} dB {v[-1][1]:.1f} s" for n, v in rows.items()),
-              flush=True)
-    _table(f"Coordinate networks on CT ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
+    # every fit is independent: --jobs N runs N of them at once, one thread each (a 256x256 fit is
+    # ~25 CPU minutes per 1000 steps here)
+    threads = 1 if args.jobs > 1 else args.threads
+    tasks = [(i, img, enc, base, args.device, threads) for i, img in zip(indices, imgs) for enc in names]
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(_coordinate_fit, tasks))
+    else:
+        results = map(_coordinate_fit, tasks)
+    for i, enc, p, t in results:
+        rows[names[enc]].append((p, t))
+        print(f"  image {i}: {names[enc]} {p:.2f} dB {t:.1f} s", flush=True)
+    _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
            f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']})",
            rows)
     return rows
@@ -109,17 +128,22 @@ def main(argv=None):
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--coord-images", type=int, default=None, help="Set12 images for the coordinate comparison")
+    p.add_argument("--coord-indices", type=lambda v: [int(t) for t in v.split(",")], default=None,
+                   help="comma-separated Set12 indices for the coordinate comparison (instead of --coord-images)")
     p.add_argument("--coord-size", type=int, default=None, help="their side in pixels (the issue: 256)")
     p.add_argument("--coord-steps", type=int, default=None, help="Adam steps (default: the defaults' budget)")
+    p.add_argument("--jobs", type=int, default=1, help="coordinate fits run at once (one thread each)")
     p.add_argument("--json", default=None, help="write the per-image numbers here")
     a = p.parse_args(argv)
+    if a.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {a.jobs}")
     if a.threads:
         torch.set_num_threads(a.threads)
     a.n_images = a.n_images or (3 if a.quick else 12)
     a.n_kernels = 2 if a.quick else 8
     a.crop = None
-    # 256x256 x 1000 steps of a 256x4 network is ~25 CPU minutes per fit on 2 cores: the quick run
-    # measures the same claim at 64x64
+    # 256x256 x 2000 steps of a 256x4 network is ~45 minutes per fit on one of these cores (two fits at
+    # once with --jobs 2): the quick run measures the same claim at 64x64
     a.coord_images = a.coord_images or (2 if a.quick else 12)
     a.coord_size = a.coord_size or (64 if a.quick else 256)
     if a.weights:
