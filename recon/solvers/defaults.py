@@ -113,11 +113,13 @@ DEFAULTS: dict[tuple, dict] = {
     # Re-checked at native Train400 size (Train400[0], 180x180, FBP 26.58 dB, scratch script of the session
     # that set 2000 steps), 256x4, cosine: 1000 steps: PE L=6 (auto) lr 1e-3 24.74 (still rising: 22.0 at
     # step 300, 23.7 at 500), L=7 24.65, lr 3e-3 24.12; raw coordinates lr 1e-3 23.44 (flat over the last
-    # 300 steps), lr 3e-3 23.55.  2000 steps: PE 26.12 dB.  Both under-fit at 1000 steps at this size
-    # (gradients through the Radon operator weight high frequencies by ~1/|ω|), so the budget is 2000.
-    # Set12[0] at 256x256 with these values (solver_quality.py --task coordinate --coord-indices 0
-    # --coord-size 256 --jobs 2): PE 21.64 vs raw coordinates 18.21 dB (+3.43; FBP 21.12); with 1000
-    # steps it was 20.18 vs 17.80 (+2.38).
+    # 300 steps), lr 3e-3 23.55.  2000 steps: PE 26.12 dB.  PE is still climbing at 1000 steps at this
+    # size while raw coordinates have levelled off (gradients through the Radon operator weight high
+    # frequencies by ~1/|ω|, and only PE can represent them), so the budget is 2000 for both.
+    # Set12 at 256x256 with these values (solver_quality.py --task coordinate --coord-indices 0 (then 1)
+    # --coord-size 256 --jobs 2), PE vs raw coordinates: Set12[0] 21.64 vs 18.21 dB (+3.43; FBP 21.12; with
+    # 1000 steps 20.18 vs 17.80, +2.38), Set12[1] 23.43 vs 20.97 (+2.46): mean +2.95 dB, just under the
+    # issue's +3 (two images only: a fit is 45 minutes on one core here).
     ("coordinate", "radon"): dict(encoding="pe", n_freqs=None, width=256, depth=4, n_steps=2000, lr=1e-3,
                                   lr_schedule="cosine"),
 }
