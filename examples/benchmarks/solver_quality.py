@@ -96,9 +96,9 @@ def coordinate(args):
     base = defaults_for("coordinate", "radon")
     if args.coord_steps:
         base["n_steps"] = args.coord_steps
-    # every fit is independent: --jobs N runs N of them at once, one thread each (a 256x256 fit is
-    # ~25 CPU minutes per 1000 steps here)
-    threads = 1 if args.jobs > 1 else args.threads
+    # every fit is independent: --jobs N runs N of them at once, one thread each (main() has set
+    # --threads for the sequential case)
+    threads = 1 if args.jobs > 1 else None
     tasks = [(i, img, enc, base, args.device, threads) for i, img in zip(indices, imgs) for enc in names]
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor

@@ -7,6 +7,7 @@ issue-3 benchmarks: deblurring (Levin kernels, σ = 2.55/255, circular) and spar
     python examples/benchmarks/tune_solvers.py --task deblur --prior tv --quick
     python examples/benchmarks/tune_solvers.py --task ct --prior drunet --weights scratch/weights/drunet.safetensors
     python examples/benchmarks/tune_solvers.py --task denoise --prior drunet --weights ...
+    python examples/benchmarks/tune_solvers.py --task coordinate --n-images 1 --ct-size 0 --coord-steps 1000,2000
 
 PnP-ADMM is searched over ``(lam, sigma0, sigma_end)``: ``rho = lam / sigma0²`` and ``rho`` grows
 geometrically so that the denoiser level goes from ``sigma0`` down to ``sigma_end`` at the last
@@ -26,7 +27,8 @@ import torch
 from problems import TRAIN400, ct_problem, deblur_problem, levin_kernels, load_images  # noqa: I001
 
 from recon.metrics import psnr
-from recon.solvers import DataFidelity, cg_tikhonov, fbp, hqs, pnp_admm, resolve_prior, tv_reconstruction
+from recon.solvers import (DataFidelity, cg_tikhonov, defaults_for, fbp, hqs, pnp_admm, resolve_prior, run_solver,
+                           tv_reconstruction)
 
 DEBLUR_SIGMA = 2.55 / 255.0
 
@@ -120,7 +122,14 @@ def tune_ct(args, den):
     if "cg" in args.solvers:
         out["cg"] = search("cg", probs, lambda A, y, s, n_iter: cg_tikhonov(DataFidelity(A, y), n_iter=n_iter)[0],
                            {"n_iter": [3, 5, 8]})
-    if "tv" in args.solvers:
+    if "tv" in args.solvers and args.tv_per_sigma:
+        # noise-relative weight λ = c σ (how defaults.py stores it), at the default step balance
+        out["tv"] = search("tv", probs,
+                           lambda A, y, s, c: tv_reconstruction(
+                               DataFidelity(A, y), lam=c * s, n_iter=args.tv_iter, tol=0, bounds=(0, 1),
+                               step_ratio=defaults_for("tv", "radon")["step_ratio"])[0],
+                           {"c": args.tv_per_sigma})
+    elif "tv" in args.solvers:
         # Chambolle-Pock on sparse-view CT is slow at equal steps; the step balance matters
         out["tv"] = search("tv", probs,
                            lambda A, y, s, lam, step_ratio: tv_reconstruction(
@@ -161,9 +170,29 @@ def tune_denoise(args, den):
     return out
 
 
+def tune_coordinate(args):
+    """Coordinate networks on the CT problem, one search per encoding over octaves, lr and steps (the
+    rest from defaults.py); slow on a CPU (a 180x180 fit is ~8 minutes per 1000 steps on one core)."""
+    imgs = load_images(TRAIN400, indices=range(args.n_images), size=args.ct_size or None)
+    probs = [ct_problem(img, seed=300 + i) for i, img in enumerate(imgs)]
+    print(f"coordinate: {len(imgs)} Train400 images at {imgs[0].shape[0]}x{imgs[0].shape[1]}, 60 views, 1% noise")
+    out = {}
+    for encoding in args.coord_encodings:
+        grid = {"lr": args.coord_lrs, "n_steps": args.coord_steps}
+        if encoding != "none":
+            grid["n_freqs"] = args.coord_freqs
+        out[f"coordinate ({encoding})"] = search(
+            encoding, probs,
+            lambda A, y, s, _enc=encoding, **kw: run_solver(
+                "coordinate", A, y, progress=False, **{**defaults_for("coordinate", "radon"), **kw, "encoding": _enc})[0],
+            grid)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["deblur", "ct", "denoise", "all"], default="all")
+    p.add_argument("--task", choices=["deblur", "ct", "denoise", "coordinate", "all"], default="all",
+                   help="'all' is deblur, ct and denoise (coordinate fits take much longer)")
     p.add_argument("--prior", default="tv", help="denoiser for PnP-ADMM/HQS (drunet, dncnn, tv, ...)")
     p.add_argument("--weights", default=None, help="weights file of a learned prior (default: the shipped ones)")
     p.add_argument("--solvers", default="fbp,cg,tv,hqs,pnp-admm", help="comma-separated subset to tune")
@@ -176,6 +205,13 @@ def main(argv=None):
     p.add_argument("--cg-iter", type=int, default=None, help="inner CG iterations of the CT data prox")
     p.add_argument("--tv-lams", type=lambda v: [float(t) for t in v.split(",")], default=[1.0, 2.0, 3.0, 5.0])
     p.add_argument("--admm-lams", type=lambda v: [float(t) for t in v.split(",")], default=[0.3, 0.5, 1.0])
+    p.add_argument("--tv-per-sigma", type=lambda v: [float(t) for t in v.split(",")], default=None,
+                   help="CT: search TV's λ = c σ over these c (instead of the fixed --tv-lams)")
+    p.add_argument("--coord-encodings", type=lambda v: v.split(","), default=["pe", "none"])
+    p.add_argument("--coord-freqs", type=lambda v: [None if t == "auto" else int(t) for t in v.split(",")], default=[None],
+                   help="PE octaves, comma-separated ('auto': priors.coordinate.auto_n_freqs)")
+    p.add_argument("--coord-lrs", type=lambda v: [float(t) for t in v.split(",")], default=[1e-3])
+    p.add_argument("--coord-steps", type=lambda v: [int(t) for t in v.split(",")], default=[1000, 2000])
     p.add_argument("--ct-size", type=int, default=256, help="CT image side (0: native Train400 size)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
@@ -199,6 +235,8 @@ def main(argv=None):
         results["radon"] = tune_ct(a, den)
     if a.task in ("denoise", "all"):
         results["denoise"] = tune_denoise(a, den)
+    if a.task == "coordinate":
+        results.setdefault("radon", {}).update(tune_coordinate(a))
     print("\n# tuned values (paste into recon/solvers/defaults.py):")
     for fm, res in results.items():
         for solver, (score, params) in res.items():

@@ -92,11 +92,11 @@ DEFAULTS: dict[tuple, dict] = {
     # 28.67, (0.6, 0.2, 0.06) 28.65, (0.416, 0.1, 0.06) 28.58 dB: converged (more CG or ADMM steps change
     # nothing) and flat near the optimum; σ0 = 0.2 -> σ_end = 0.045 kept.
     # The same 3 native-size problems for the baselines (so every CT method has been checked on one tuning
-    # set): FBP filter hann 25.67, hamming 25.46, cosine 24.21, shepp-logan 21.21, ramp 19.55 dB; CG 3 its
+    # set), python examples/benchmarks/tune_solvers.py --task ct --ct-size 0 --solvers fbp,cg,tv \
+    #     --tv-per-sigma 0.8,1.29,2.0 --tv-iter 500:
+    # FBP filter hann 25.67, hamming 25.46, cosine 24.21, shepp-logan 21.21, ramp 19.55 dB; CG 3 its
     # 24.24, 5 its 26.90, 8 its 25.72; TV λ = c σ with c 0.8 27.70, 1.29 28.09, 2.0 27.94 dB: the values
     # tuned at 256x256 are also the native-size optima, and PnP-ADMM leads TV by 0.58 dB here as on Set12.
-    # Tried and not adopted: the x8 flip/rotation self-ensemble of the denoiser 28.75 dB (+0.08 for 6x the
-    # time), starting from the TV reconstruction instead of FBP 28.68 dB.
     ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.2, n_iter=20,
                                 rho_schedule="increasing", rho_growth=1.1702, cg_max_iter=8),
     # On the Set12 benchmark (examples/benchmarks/solver_quality.py --task ct --full) these give FBP 21.25,
@@ -110,12 +110,14 @@ DEFAULTS: dict[tuple, dict] = {
     # raw coordinates lr 1e-3 25.06; PE L=5 (auto) lr 1e-3 28.74, lr 3e-4 27.41; L=6 27.15; Gaussian
     # Fourier features (scale 4) 29.78 dB.  At 128x128 and 300 steps of a 128x3 network the gap was
     # only +1.3 dB (both under-fitted): the claim needs the full-size network and ~1000 steps.
-    # Re-checked at native Train400 size (Train400[0], 180x180, FBP 26.58 dB, scratch script of the session
-    # that set 2000 steps), 256x4, cosine: 1000 steps: PE L=6 (auto) lr 1e-3 24.74 (still rising: 22.0 at
-    # step 300, 23.7 at 500), L=7 24.65, lr 3e-3 24.12; raw coordinates lr 1e-3 23.44 (flat over the last
-    # 300 steps), lr 3e-3 23.55.  2000 steps: PE 26.12 dB.  PE is still climbing at 1000 steps at this
-    # size while raw coordinates have levelled off (gradients through the Radon operator weight high
-    # frequencies by ~1/|ω|, and only PE can represent them), so the budget is 2000 for both.
+    # Re-checked at native Train400 size (Train400[0], 180x180, FBP 26.58 dB), 256x4, cosine,
+    #   python examples/benchmarks/tune_solvers.py --task coordinate --n-images 1 --ct-size 0 \
+    #       --coord-freqs auto,7 --coord-lrs 1e-3,3e-3 --coord-steps 1000,2000
+    # (grid points measured: 1000 steps: PE L=6 (auto) lr 1e-3 24.74, L=7 24.65, lr 3e-3 24.12; raw
+    # coordinates lr 1e-3 23.44, lr 3e-3 23.55; 2000 steps: PE lr 1e-3 26.12 dB).  In the fits' PSNR
+    # histories PE was still climbing at step 1000 while raw coordinates had levelled off (gradients
+    # through the Radon operator weight high frequencies by ~1/|ω|, and only PE can represent them), so
+    # the budget is 2000 for both.
     # Set12 at 256x256 with these values (solver_quality.py --task coordinate --coord-indices 0 (then 1)
     # --coord-size 256 --jobs 2), PE vs raw coordinates: Set12[0] 21.64 vs 18.21 dB (+3.43; FBP 21.12; with
     # 1000 steps 20.18 vs 17.80, +2.38), Set12[1] 23.43 vs 20.97 (+2.46): mean +2.95 dB, just under the
