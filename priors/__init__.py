@@ -21,7 +21,7 @@ CLASSICAL = ("tv", "wavelet", "bm3d")
 DENOISERS = LEARNED + CLASSICAL
 
 
-def load_denoiser(name: str, *, weights: str | Path | None = None, device=None) -> Denoiser:
+def load_denoiser(name: str, *, weights: str | Path | None = None, device=None, ensemble: bool = False) -> Denoiser:
     """Return the denoiser called ``name``, ready for inference.
 
     Parameters
@@ -38,6 +38,10 @@ def load_denoiser(name: str, *, weights: str | Path | None = None, device=None) 
     device : str or torch.device, optional
         Where to put a learned network (default CPU).  Classical denoisers
         follow the input's device.
+    ensemble : bool
+        Wrap the denoiser in :class:`priors.ensemble.SelfEnsemble`: the average over the
+        eight flips / 90° rotations of the input (8x the cost; see ``python -m
+        priors.evaluate --ensemble`` for what it gains).
 
     Returns
     -------
@@ -54,7 +58,18 @@ def load_denoiser(name: str, *, weights: str | Path | None = None, device=None) 
     """
     if not isinstance(name, str) or name.lower() not in DENOISERS:
         raise ValueError(f"name must be one of {', '.join(DENOISERS)}, got {name!r}")
-    name = name.lower()
+    if not isinstance(ensemble, bool):
+        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
+    den = _load(name.lower(), weights, device)
+    if ensemble:
+        from .ensemble import SelfEnsemble
+
+        return SelfEnsemble(den).eval()
+    return den
+
+
+def _load(name: str, weights, device) -> Denoiser:
+    """The denoiser ``name`` (lower case, known) with the shipped or the given weights."""
     if name in CLASSICAL:
         if weights is not None:
             raise ValueError(f"weights: the classical denoiser {name!r} has no weights")

@@ -132,14 +132,8 @@ def pnp_admm(
                               tol=tol))
     track.check_truth(A, y.shape[0])
     x = initial_point(A, y, x0)
-    track.start(x)
-    v = x.clone()
-    u = torch.zeros_like(x)
-    start = track.resume(resume_state, ("x", "v", "u", "rho"))
-    if start:
-        x, v, u = (resume_state[n].to(device=dev, dtype=x.dtype) for n in ("x", "v", "u"))
-        rho = float(resume_state["rho"])
-        track.start(v)
+    start, s = track.restore(resume_state, v=x.clone(), x=x, u=torch.zeros_like(x), rho=float(rho))
+    x, v, u, rho = s["x"], s["v"], s["u"], s["rho"]
     reason = "max_iter"
     info = None
     for k in range(start, n_iter):

@@ -82,15 +82,10 @@ def cg_tikhonov(
         return A.adjoint(fid._w2(A(z))) + damping * z
 
     x = torch.zeros_like(b) if x0 is None else initial_point(A, y, x0)
-    track.start(x)
     r = b - M(x) if x0 is not None else b.clone()
-    p = r.clone()
-    rs = batch_dot(r, r)
     bnorm = torch.sqrt(batch_dot(b, b)).clamp_min(torch.finfo(b.dtype).tiny)
-    start = track.resume(resume_state, ("x", "r", "p", "rs"))
-    if start:
-        x, r, p, rs = (resume_state[n].to(device=b.device, dtype=b.dtype) for n in ("x", "r", "p", "rs"))
-        track.start(x)
+    start, s = track.restore(resume_state, x=x, r=r, p=r.clone(), rs=batch_dot(r, r))
+    x, r, p, rs = s["x"], s["r"], s["p"], s["rs"]
     reason = "max_iter"
     for k in range(start, n_iter):
         rel = torch.sqrt(rs) / bnorm
@@ -226,17 +221,10 @@ def tv_reconstruction(
     x = initial_point(A, y, x0)
     if bounds is not None:
         x = x.clamp(lo, hi)
-    track.start(x)
-    xbar = x.clone()
-    p1 = torch.zeros_like(A(x))
-    p2 = torch.zeros_like(gradient(x, axes))
     w2 = fid.weights**2 if fid.weights is not None else fid.scalar_weight**2
-    start = track.resume(resume_state, ("x", "xbar", "p1", "p2"))
-    if start:
-        x, xbar = (resume_state[n].to(device=x.device, dtype=x.dtype) for n in ("x", "xbar"))
-        p1 = resume_state["p1"].to(device=p1.device, dtype=p1.dtype)
-        p2 = resume_state["p2"].to(device=p2.device, dtype=p2.dtype)
-        track.start(x)
+    start, s = track.restore(resume_state, x=x, xbar=x.clone(), p1=torch.zeros_like(A(x)),
+                             p2=torch.zeros_like(gradient(x, axes)))
+    x, xbar, p1, p2 = s["x"], s["xbar"], s["p1"], s["p2"]
     reason = "max_iter"
     thresh = lam / c
     for k in range(start, n_iter):
@@ -324,11 +312,8 @@ def pnp_pgd(
     track = Tracker("pnp-pgd", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
     track.check_truth(A, y.shape[0])
-    x = initial_point(A, y, x0)
-    start = track.resume(resume_state, ("x",))
-    if start:
-        x = resume_state["x"].to(device=x.device, dtype=x.dtype)
-    track.start(x)
+    start, s = track.restore(resume_state, x=initial_point(A, y, x0))
+    x = s["x"]
     reason = "max_iter"
     for k in range(start, n_iter):
         x_new = call_denoiser(denoiser, x - gamma * fid.grad(x), sigma)
@@ -380,11 +365,8 @@ def red(
     track = Tracker("red", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(lam=lam, sigma_denoiser=sd, step=mu, n_iter=n_iter))
     track.check_truth(A, y.shape[0])
-    x = initial_point(A, y, x0)
-    start = track.resume(resume_state, ("x",))
-    if start:
-        x = resume_state["x"].to(device=x.device, dtype=x.dtype)
-    track.start(x)
+    start, s = track.restore(resume_state, x=initial_point(A, y, x0))
+    x = s["x"]
     reason = "max_iter"
     for k in range(start, n_iter):
         x = x - mu * (fid.grad(x) + lam * (x - call_denoiser(denoiser, x, sd)))

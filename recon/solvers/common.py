@@ -291,6 +291,28 @@ class Tracker:
         self.history.meta["resumed_after"] = start - 1
         return start
 
+    def restore(self, resume_state: dict | None, **current) -> tuple[int, dict]:
+        """:meth:`resume` for solvers whose state is tensors and numbers: ``(start, values)``.
+
+        ``current`` holds the solver's freshly initialised state (``x=x, v=v, rho=rho``);
+        ``values`` is ``current`` itself when ``resume_state`` is ``None``, else the
+        checkpoint's entries, tensors moved to the device and dtype of the current ones and
+        numbers cast to the current type.  The first tensor becomes the last finite iterate.
+        """
+        start = self.resume(resume_state, tuple(current))
+        values = dict(current)
+        if start:
+            for name, now in current.items():
+                saved = resume_state[name]
+                if isinstance(now, torch.Tensor):
+                    values[name] = torch.as_tensor(saved).to(device=now.device, dtype=now.dtype)
+                else:
+                    values[name] = type(now)(saved)
+        first = next((v for v in values.values() if isinstance(v, torch.Tensor)), None)
+        if first is not None:
+            self.start(first)
+        return start, values
+
     def state(self, iteration: int, **values) -> dict:
         """The checkpoint state after ``iteration``: ``values`` plus the iteration and history so far."""
         series = {k: v for k, v in self.history.as_dict().items() if k != "meta"}

@@ -25,23 +25,15 @@ from .fidelity import DataFidelity
 from .history import History
 
 
-def _dihedral(x, k):
-    if k >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, k % 4, dims=(-2, -1))
-
-
-def _inverse_dihedral(x, k):
-    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
-    return x.flip(-1) if k >= 4 else x
-
-
 def ensemble_denoise(denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Average of ``T_k⁻¹ D(T_k x, σ)`` over the 8 flips/90° rotations ``T_k`` of the last two axes."""
-    out = torch.zeros_like(x)
-    for k in range(8):
-        out = out + _inverse_dihedral(call_denoiser(denoiser, _dihedral(x, k), sigma), k)
-    return out / 8
+    """Average of ``T_k⁻¹ D(T_k x, σ)`` over the 8 flips/90° rotations ``T_k`` of the last two axes.
+
+    Works for any ``denoiser(x, sigma)`` callable (see :class:`priors.ensemble.SelfEnsemble` for a
+    denoiser object that does this on every call, in any solver).
+    """
+    from priors.ensemble import dihedral_average
+
+    return dihedral_average(lambda t: call_denoiser(denoiser, t, sigma), x)
 
 
 def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray:
@@ -139,12 +131,8 @@ def hqs(
         track.history.meta["schedule_clamped_from"] = list(requested)
     track.check_truth(A, y.shape[0])
     z = initial_point(A, y, x0)
-    track.start(z)
-    x = z
-    start = track.resume(resume_state, ("x", "z"))
-    if start:
-        x, z = (resume_state[n].to(device=dev, dtype=z.dtype) for n in ("x", "z"))
-        track.start(z)
+    start, s = track.restore(resume_state, z=z, x=z)
+    z, x = s["z"], s["x"]
     reason = "max_iter"
     info = None
     for k in range(start, n_iter):
