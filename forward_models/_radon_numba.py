@@ -269,6 +269,14 @@ def _ray_pair(a, k, tlo, thi, c, n_det):
     return k2, t0, t1, t0m, t1m, lo, hi
 
 
+@njit(inline="always")
+def _job(job, ngroups, bc):
+    """Parallel job ``job`` -> ``(angle, first image, end image)``: jobs are (angle, group of images)."""
+    a = job // ngroups
+    g = job - a * ngroups
+    return a, g * bc // ngroups, (g + 1) * bc // ngroups
+
+
 @njit(parallel=True, cache=True)
 def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, ww_s, out):
     """Fill ``out[b, k, a]`` (BC, N, A) with the line sums of the quad images ``quads`` (BC, 4·Hp·Wp).
@@ -284,10 +292,7 @@ def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_
     n_det = out.shape[1]
     kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
     for job in prange(n_ang * ngroups):
-        a = job // ngroups
-        g = job - a * ngroups
-        b0 = g * bc // ngroups
-        b1 = (g + 1) * bc // ngroups
+        a, b0, b1 = _job(job, ngroups, bc)
         tid = numba.get_thread_id()
         ix = ix_s[tid]
         ww = ww_s[tid]
@@ -316,10 +321,7 @@ def radon_adjoint(y, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, w
     n_det = y.shape[1]
     kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
     for job in prange(n_ang * ngroups):
-        a = job // ngroups
-        g = job - a * ngroups
-        b0 = g * bc // ngroups
-        b1 = (g + 1) * bc // ngroups
+        a, b0, b1 = _job(job, ngroups, bc)
         tid = numba.get_thread_id()
         ix = ix_s[tid]
         ww = ww_s[tid]
