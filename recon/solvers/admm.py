@@ -43,6 +43,7 @@ def pnp_admm(
     rho_growth: float = 1.2,
     rho_max: float = math.inf,
     tol: float = 1e-4,
+    ensemble: bool = False,
     x0: torch.Tensor | None = None,
     cg_tol: float = 1e-5,
     cg_max_iter: int = 50,
@@ -75,6 +76,9 @@ def pnp_admm(
         Keep ``ρ`` or multiply it by ``rho_growth`` each iteration (capped at ``rho_max``).
     tol : float
         Relative primal/dual residual tolerance (0 runs all ``n_iter``).
+    ensemble : bool
+        Average the denoiser over the 8 flips/90° rotations of its input
+        (:class:`priors.ensemble.SelfEnsemble`; 8x the denoiser cost).
     x0 : tensor (B or 1, *in_shape), optional
         Start point (default: see :func:`recon.solvers.common.initial_point`).
     cg_tol, cg_max_iter : CG rule of the data prox when it has no closed form (warm-started).
@@ -122,6 +126,12 @@ def pnp_admm(
         raise ValueError(f"rho_growth must be >= 1 for an increasing schedule, got {rho_growth}")
     rho_max = check_positive(rho_max, "rho_max", allow_inf=True)
     check_state_callback(state_callback)
+    if not isinstance(ensemble, bool):
+        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
+    if ensemble:
+        from priors.ensemble import SelfEnsemble
+
+        denoiser = SelfEnsemble(denoiser)
 
     dev = resolve_device(device, fidelity.y)
     fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
@@ -129,7 +139,7 @@ def pnp_admm(
     A, y = fid.A, fid.y
     track = Tracker("pnp-admm", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(lam=lam, rho=rho, n_iter=n_iter, rho_schedule=rho_schedule, rho_growth=growth,
-                              tol=tol))
+                              tol=tol, ensemble=ensemble))
     track.check_truth(A, y.shape[0])
     x = initial_point(A, y, x0)
     start, s = track.restore(resume_state, v=x.clone(), x=x, u=torch.zeros_like(x), rho=float(rho))
