@@ -51,9 +51,13 @@ def test_batch_independence_and_pad_crop():
     x = torch.rand(2, 1, 11, 13)
     y = net(x, torch.tensor([0.1, 0.2]))
     torch.testing.assert_close(y[1:], net(x[1:], 0.2))
-    # Pad-and-crop: an odd-size image gives the crop of the output on its replicate-padded version.
-    padded = torch.nn.functional.pad(x, (0, 1, 0, 1), mode="replicate")
+    # Pad-and-crop: an odd-size image gives the crop of the output on its mirror-padded version
+    # (images too small to mirror are replicate-padded).
+    padded = torch.nn.functional.pad(x, (0, 1, 0, 1), mode="reflect")
     torch.testing.assert_close(y[0], net(padded[:1], 0.1)[0, :, :11, :13])
+    tiny = torch.rand(1, 1, 1, 5)
+    torch.testing.assert_close(net(tiny, 0.1), net(torch.nn.functional.pad(tiny, (0, 1, 0, 1), mode="replicate"),
+                                                  0.1)[..., :1, :5])
 
 
 @pytest.mark.parametrize("conditioning", ["channel", "embedding", "both"])
