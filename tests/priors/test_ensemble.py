@@ -10,6 +10,8 @@ from priors import load_denoiser
 from priors.base import Denoiser
 from priors.ensemble import SelfEnsemble, dihedral, dihedral_average, inverse_dihedral
 
+from ..conftest import shared_path
+
 
 def _numpy_dihedral(a: np.ndarray, k: int) -> np.ndarray:
     # independent reference: numpy's own flip and rotation
@@ -91,7 +93,6 @@ def test_load_denoiser_ensemble_flag():
 def test_shipped_drunet_ensemble_gains_on_set12_crops():
     """On real images the x8 average of the shipped DRUNet gains (typically ~0.1 dB; floor: no loss)."""
     from priors.evaluate import noisy_set, psnr
-    from tests.conftest import shared_path
 
     den = load_denoiser("drunet")
     ens = SelfEnsemble(den)
