@@ -117,9 +117,10 @@ class DRUNet(Denoiser):
         mult = 2 ** (self.n_scales - 1)
         # Pad to a multiple of the total down-sampling so any size works; crop back after.  Mirror
         # padding keeps the noise statistics in the padded strip, where replicate padding (KAIR's
-        # choice) makes noise-free streaks: 8 held-out Train400 images (180x180) at sigma 25, shipped
-        # weights: 28.16 dB mirrored against 28.10 replicated.  Replicate only where the image is too
-        # small to mirror.
+        # choice) makes noise-free streaks: the 8 held-out Train400 images (180x180), shipped weights,
+        # sigma 15/25/50: 30.66/28.16/25.25 dB mirrored against 30.62/28.10/25.08 replicated
+        # (`python -m priors.evaluate --folder ../shared/data/train400 --last 8`).  Replicate only
+        # where the image is too small to mirror.
         ph, pw = (-h) % mult, (-w) % mult
         mode = "reflect" if (ph < h and pw < w) else "replicate"
         xp = F.pad(x, (0, pw, 0, ph), mode=mode) if (ph or pw) else x
