@@ -107,16 +107,19 @@ def coordinate(args):
     # --threads for the sequential case)
     threads = 1 if args.jobs > 1 else None
     tasks = [(i, img, enc, base, args.device, threads) for i, img in zip(indices, imgs) for enc in names]
+    pool = None
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(_coordinate_fit, tasks))
-    else:
-        results = map(_coordinate_fit, tasks)
-    for i, enc, p, t in results:
-        rows[names[enc]].append((p, t))
-        print(f"  image {i}: {names[enc]} {p:.2f} dB {t:.1f} s", flush=True)
+        pool = ProcessPoolExecutor(max_workers=args.jobs)
+    try:
+        # results arrive in task order, each printed as soon as it (and those before it) are done
+        for i, enc, p, t in (pool.map if pool else map)(_coordinate_fit, tasks):
+            rows[names[enc]].append((p, t))
+            print(f"  image {i}: {names[enc]} {p:.2f} dB {t:.1f} s", flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
            f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']})",
            rows)
