@@ -100,9 +100,12 @@ DEFAULTS: dict[tuple, dict] = {
     ("pnp-admm", "radon"): dict(lam_per_sigma2=0.416, lam=1.0, denoiser_sigma0=0.2, n_iter=20,
                                 rho_schedule="increasing", rho_growth=1.1702, cg_max_iter=8),
     # On the Set12 benchmark (examples/benchmarks/solver_quality.py --task ct --full) these give FBP 21.25,
-    # TV 25.02, PnP-ADMM 25.62 dB with the GPU-trained DRUNet (24.64 with the CPU-trained one): Train400's 180x180 images upsampled to 256 are much smoother than Set12,
-    # so the Train400 optimum (PnP-ADMM 30.5 vs FBP 24.5) does not carry over.  Open: a tuning set closer to
-    # the test domain (e.g. Train400 at native size with the CT geometry scaled) and more ADMM/CG iterations.
+    # TV 25.02, PnP-ADMM 25.62 dB with the GPU-trained DRUNet (24.64 with the CPU-trained one): Train400's
+    # 180x180 images upsampled to 256 are much smoother than Set12, so the Train400 optimum (PnP-ADMM 30.5 vs
+    # FBP 24.5) does not carry over.  At Train400's native size the gap to TV is the same as on Set12
+    # (PnP-ADMM 28.67 vs TV 28.09, below), more ADMM or CG iterations change nothing, and the x8
+    # self-ensemble of the denoiser (solver_quality.py --task ct --full --ensemble) adds 0.13 dB (25.75)
+    # for 6x the time: what limits CT is the prior, not the iteration budget or these values.
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
     ("hqs", "radon"): dict(lam=0.3, n_iter=12, sigma_end=0.015, cg_max_iter=8),
     # NeRF PE vs raw coordinates at an equal step budget, Train400[0] resized to 64x64, 60 views, 1% noise,
