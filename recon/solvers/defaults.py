@@ -103,7 +103,7 @@ DEFAULTS: dict[tuple, dict] = {
     # TV 25.02, PnP-ADMM 25.62 dB with the GPU-trained DRUNet (24.64 with the CPU-trained one): Train400's
     # 180x180 images upsampled to 256 are much smoother than Set12, so the Train400 optimum (PnP-ADMM 30.5 vs
     # FBP 24.5) does not carry over.  At Train400's native size the gap to TV is the same as on Set12
-    # (PnP-ADMM 28.67 vs TV 28.09, below), more ADMM or CG iterations change nothing, and the x8
+    # (PnP-ADMM 28.67 vs TV 28.09, above), more ADMM or CG iterations change nothing, and the x8
     # self-ensemble of the denoiser (solver_quality.py --task ct --full --ensemble) adds 0.13 dB (25.75)
     # for 6x the time: what limits CT is the prior, not the iteration budget or these values.
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
