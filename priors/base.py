@@ -26,6 +26,16 @@ def sigma_per_image(sigma: float | torch.Tensor, x: torch.Tensor) -> torch.Tenso
     return s
 
 
+def denoiser_name(denoiser) -> str:
+    """The prior's name: its ``name`` attribute, else its class name without "Denoiser"
+    (``"tv"`` for a ``TVDenoiser``, ``"drunet"`` for a ``DRUNet``): the key of the solver defaults."""
+    name = getattr(denoiser, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    cls = type(denoiser).__name__.lower()
+    return cls[: -len("denoiser")] if cls.endswith("denoiser") and cls != "denoiser" else cls
+
+
 class Denoiser(nn.Module):
     """A Gaussian denoiser ``D(x, sigma)``.
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .base import Denoiser
+from .base import Denoiser, denoiser_name
 
 N_DIHEDRAL = 8
 
@@ -89,9 +89,7 @@ class SelfEnsemble(Denoiser):
         self.inner = denoiser
         self.sigma_range = tuple(getattr(denoiser, "sigma_range", (0.0, float("inf"))))
         # the ensemble is the same prior for the solvers' defaults and for provenance
-        cls = type(denoiser).__name__.lower()
-        default = cls[: -len("denoiser")] if cls.endswith("denoiser") and cls != "denoiser" else cls
-        self.name = getattr(denoiser, "name", None) or default
+        self.name = denoiser_name(denoiser)
         for attr in ("weights_sha256", "weights_path", "weights_info"):
             if hasattr(denoiser, attr):
                 setattr(self, attr, getattr(denoiser, attr))

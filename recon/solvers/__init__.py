@@ -92,11 +92,9 @@ def _prior_name(prior) -> str | None:
     """``"tv"`` for "tv" or a ``TVDenoiser``, ``"drunet"`` for a ``DRUNet``, ...: the defaults' prior key."""
     if prior is None or isinstance(prior, str):
         return prior
-    name = getattr(prior, "name", None)
-    if isinstance(name, str):
-        return name
-    cls = type(prior).__name__.lower()
-    return cls[: -len("denoiser")] if cls.endswith("denoiser") and cls != "denoiser" else cls
+    from priors.base import denoiser_name
+
+    return denoiser_name(prior)
 
 
 @dataclass(frozen=True)
