@@ -91,7 +91,9 @@ class PatchSampler:
         generator: torch.Generator,
         device: str | torch.device | None = None,
     ):
-        self.margin = int(math.ceil(patch_size * 0.25)) + int(max_shift) + 1
+        # The margin leaves room for the affine warp's rotation and shift; without warps a patch
+        # may be as large as the image (full-image fine-tuning).
+        self.margin = int(math.ceil(patch_size * 0.25)) + int(max_shift) + 1 if affine_prob > 0 else 0
         big = patch_size + 2 * self.margin
         small = [im for im in images if min(im.shape) < big]
         if small:

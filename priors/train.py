@@ -6,7 +6,8 @@ random affine warps; noise levels are sampled uniformly in
 Adam with linear warm-up and cosine decay; checkpoints (``last.pt``, written
 atomically, holding model, optimiser, schedule and RNG states) allow exact
 resume; the checkpoint with the best PSNR on a few held-out *training*
-images is kept as ``best.pt``.  Data-parallel over processes with
+images is kept as ``best.pt`` (with ``--ema``, the exponential moving average
+of the weights is what is judged and kept).  Data-parallel over processes with
 ``torchrun --nproc-per-node N -m priors.train ...`` (gloo on CPU, NCCL on
 CUDA).  ``--test-folder`` runs the shared evaluation protocol at the end.
 """
@@ -43,6 +44,58 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class WeightEMA:
+    """Exponential moving average of a model's weights (Polyak-Ruppert averaging).
+
+    After every optimiser step ``shadow = decay * shadow + (1 - decay) * weights`` for every
+    floating-point tensor of the state dict (parameters and BatchNorm statistics); integer
+    buffers (BatchNorm's batch counter) are copied.  The average of the last ~1/(1 - decay)
+    steps is smoother than the last iterate, which a noisy low-learning-rate phase of
+    training otherwise ends on.  The shadow is float32 whatever the training precision.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model being trained; the shadow starts as a copy of its weights.
+    decay : float
+        In (0, 1); 0.999 averages over roughly the last thousand steps.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"--ema must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow = {k: (v.detach().float().clone() if v.is_floating_point() else v.detach().clone())
+                       for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        """Fold the model's current weights into the average."""
+        for k, v in model.state_dict().items():
+            s = self.shadow[k]
+            if s.is_floating_point():
+                s.lerp_(v.detach().float(), 1.0 - self.decay)
+            else:
+                s.copy_(v)
+
+    def load(self, shadow: dict) -> None:
+        """Restore a shadow saved in a checkpoint (exact resume)."""
+        if set(shadow) != set(self.shadow):
+            raise ValueError("the checkpoint's weight average does not match the model's state dict")
+        for k, v in shadow.items():
+            self.shadow[k].copy_(v)
+
+    @contextlib.contextmanager
+    def applied(self, model: torch.nn.Module):
+        """Temporarily load the averaged weights into ``model`` (evaluation, ``best.pt``)."""
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+        try:
+            yield model
+        finally:
+            model.load_state_dict(backup)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,6 +123,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sigma-min", type=float, default=0.0, help="in 1/255 units")
     p.add_argument("--sigma-max", type=float, default=50.0, help="in 1/255 units")
     p.add_argument("--affine-prob", type=float, default=0.2)
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of an exponential moving average of the weights (e.g. 0.999); when set, the "
+                        "held-out evaluation and best.pt use the averaged weights (0: off)")
     p.add_argument("--freeze-bn-at", type=float, default=0.9, help="fraction of steps after which BN is frozen")
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--ckpt-every", type=int, default=100)
@@ -185,6 +241,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    ema = None  # created once the starting weights are known (fresh, resumed or --init-from)
     gen = torch.Generator().manual_seed(a.seed * 1000 + rank)
     noise_gen = torch.Generator(device=device).manual_seed(a.seed * 1000 + 500 + rank)
     step, best, history, elapsed0 = 0, -float("inf"), [], 0.0
@@ -203,6 +260,11 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
                              f"(now {world}) so the random streams continue exactly")
         gen.set_state(ck["gen"][rank] if world > 1 else ck["gen"][0])
         noise_gen.set_state(ck["noise_gen"][rank] if world > 1 else ck["noise_gen"][0])
+        if a.ema:
+            if "ema" not in ck:
+                raise ValueError(f"{last} was trained without --ema; resume without it or use a new --out")
+            ema = WeightEMA(model, a.ema)
+            ema.load(ck["ema"])
         if rank == 0:
             print(f"resumed from {last} at step {step} (best held-out PSNR {best:.2f} dB)", flush=True)
     elif a.init_from:
@@ -216,6 +278,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         if rank == 0:
             print(f"initialised from {src} (its step {int(ck.get('step', 0))}); new schedule of {a.steps} steps",
                   flush=True)
+    if a.ema and ema is None:
+        ema = WeightEMA(model, a.ema)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     sampler = PatchSampler(train_imgs, a.patch, affine_prob=a.affine_prob, generator=gen, device=device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if a.amp == "bf16" else contextlib.nullcontext()
@@ -244,7 +308,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         if rank == 0:
             _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(),
                               optimizer=opt.state_dict(), step=step, best=best, history=json.dumps(history),
-                              gen=gens, noise_gen=ngens, elapsed_s=elapsed()), last)
+                              gen=gens, noise_gen=ngens, elapsed_s=elapsed(),
+                              **({"ema": ema.shadow} if ema is not None else {})), last)
 
     use_bar = rank == 0 and not a.no_progress and sys.stderr.isatty()
     bar = None
@@ -254,7 +319,12 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         bar = tqdm(total=a.steps, initial=step, desc=f"train {a.arch}")
     def validate_and_keep_best(best: float) -> float:
         """Held-out PSNR now; ``best.pt`` if it is the best so far.  Returns the new best."""
-        v = validate(model, held_imgs, device)
+        with ema.applied(model) if ema is not None else contextlib.nullcontext():
+            v = validate(model, held_imgs, device)
+            if v > best:
+                _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
+                                  val_psnr25=v, **({"ema_decay": a.ema} if ema is not None else {})),
+                             out / "best.pt")
         if frozen:  # validate() ends with model.train(), which unfreezes BatchNorm statistics
             freeze_batchnorm(model)
         history.append(dict(step=step, loss=float(running), val_psnr25=v, minutes=now / 60,
@@ -262,8 +332,6 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         msg = f"step {step}: loss {float(running):.5f} held-out PSNR(25) {v:.2f} dB ({now / 60:.1f} min)"
         if v > best:
             best = v
-            _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
-                              val_psnr25=v), out / "best.pt")
             msg += " (best)"
         print(msg, flush=True)
         return best
@@ -300,6 +368,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(model)
         step += 1
         running = 0.98 * running + 0.02 * loss.detach() if step > 1 else loss.detach().clone()
         now = elapsed()

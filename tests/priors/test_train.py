@@ -149,6 +149,15 @@ def test_patch_sampler_shapes_range_and_seed():
     assert float(s1.min()) >= -1e-6 and float(s1.max()) <= 1 + 1e-6
     with pytest.raises(ValueError, match="smaller than the patch"):
         PatchSampler(imgs, 64, generator=torch.Generator())
+    # Without affine warps no margin is needed: a patch may be the whole image, and is then one of
+    # the image's 8 flips/rotations.
+    img = rng.random((40, 40))
+    full = PatchSampler([img], 40, affine_prob=0.0, generator=torch.Generator().manual_seed(1)).sample(4)
+    views = [np.rot90(v, k) for v in (img, img.T) for k in range(4)]
+    for p in full[:, 0].numpy():
+        assert min(np.abs(p - v).max() for v in views) < 1e-6
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        PatchSampler([img], 40, affine_prob=0.1, generator=torch.Generator())
 
 
 def test_ddp_two_cpu_processes(image_folder):
@@ -173,3 +182,51 @@ def _ddp_run(image_folder, tmp_path):
     # Resuming with another number of processes is refused with a clear message.
     with pytest.raises(ValueError, match="same number"):
         train.main(_args(image_folder, tmp_path / "ddp", "dncnn", "--steps", "5", "--freeze-bn-at", "0.3"))
+
+
+def test_weight_ema_follows_the_recursion_and_copies_integer_buffers():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    ema = train.WeightEMA(model, 0.75)
+    expected = {k: v.clone().double() for k, v in model.state_dict().items()}
+    for _ in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            model[1].num_batches_tracked += 5
+        ema.update(model)
+        for k, v in model.state_dict().items():
+            expected[k] = 0.75 * expected[k] + 0.25 * v.double() if v.is_floating_point() else v.clone()
+    for k, v in ema.shadow.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v.double(), expected[k], rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(v, expected[k]), k
+    # applied() swaps the average in and restores the trained weights afterwards.
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with ema.applied(model):
+        assert torch.equal(model[0].weight, ema.shadow["0.weight"])
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="--ema"):
+        train.WeightEMA(model, 1.0)
+
+
+def test_ema_resume_is_exact_and_best_holds_the_average(image_folder, tmp_path):
+    extra = ("--ema", "0.5", "--eval-every", "4")
+    assert train.main(_args(image_folder, tmp_path / "a", "drunet", *extra)) == 0
+    assert train.main(_args(image_folder, tmp_path / "b", "drunet", *extra, "--stop-at", "2")) == 0
+    assert train.main(_args(image_folder, tmp_path / "b", "drunet", *extra)) == 0
+    a, b = _load(tmp_path / "a" / "last.pt"), _load(tmp_path / "b" / "last.pt")
+    for k, v in a["ema"].items():
+        assert torch.equal(v, b["ema"][k]), k
+    # The only validation (step 4) judged, and best.pt saved, the averaged weights, not the last iterate.
+    best = _load(tmp_path / "a" / "best.pt")
+    assert best["ema_decay"] == 0.5
+    for k, v in a["ema"].items():
+        assert torch.equal(v, best["model"][k]), k
+    assert any(not torch.equal(v, best["model"][k]) for k, v in a["model"].items() if v.is_floating_point())
+    # A run written without the average cannot silently resume with one.
+    train.main(_args(image_folder, tmp_path / "c", "drunet", "--stop-at", "1", "--eval-every", "0"))
+    with pytest.raises(ValueError, match="without --ema"):
+        train.main(_args(image_folder, tmp_path / "c", "drunet", "--ema", "0.5"))
