@@ -103,6 +103,8 @@ def coordinate(args):
     base = defaults_for("coordinate", "radon")
     if args.coord_steps:
         base["n_steps"] = args.coord_steps
+    if args.coord_amp != "none":
+        base["amp"] = args.coord_amp
     # every fit is independent: --jobs N runs N of them at once, one thread each (main() has set
     # --threads for the sequential case)
     threads = 1 if args.jobs > 1 else None
@@ -121,7 +123,8 @@ def coordinate(args):
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
-           f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']})",
+           f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']}"
+           f"{', bf16 autocast' if args.coord_amp == 'bf16' else ''})",
            rows)
     return rows
 
@@ -142,6 +145,8 @@ def main(argv=None):
                    help="comma-separated Set12 indices for the coordinate comparison (instead of --coord-images)")
     p.add_argument("--coord-size", type=int, default=None, help="their side in pixels (the issue: 256)")
     p.add_argument("--coord-steps", type=int, default=None, help="Adam steps (default: the defaults' budget)")
+    p.add_argument("--coord-amp", choices=["none", "bf16"], default="none",
+                   help="bf16: fit the networks under bfloat16 autocast (~2.7x faster on a CPU with AVX-512 BF16)")
     p.add_argument("--jobs", type=int, default=1, help="coordinate fits run at once (one thread each)")
     p.add_argument("--ensemble", action="store_true",
                    help="also run PnP-ADMM (and HQS for deblurring) with the x8 self-ensemble denoiser (8x slower)")
