@@ -132,11 +132,12 @@ DEFAULTS: dict[tuple, dict] = {
     # issue's +3 (two images only: a fit is 45 minutes on one core here).  With 3000 steps for both
     # (--coord-indices 0,1 --coord-steps 3000): Set12[0] 22.30 vs 18.69 (+3.61), Set12[1] 24.40 vs 22.01
     # (+2.39): mean +2.999 dB; the budget stays 2000 until more steps are checked on Train400.
-    # More images at the 2000-step default with the network under bfloat16 autocast (amp="bf16", 2.7-3.2x
-    # faster per step on this CPU; solver_quality.py --task coordinate --coord-indices 0,2 --coord-size 256
-    # --coord-amp bf16 --jobs 2): Set12[0] 21.60 vs 18.25 (+3.35; float32 +3.43 above: bf16 agrees to
-    # 0.04 dB per fit), Set12[2] 21.33 vs 17.77 (+3.56).  Mean over Set12[0-2] at 2000 steps (float32 for
-    # 0 and 1): +3.15 dB.
+    # More images at the 2000-step default with the network under bfloat16 autocast (amp="bf16", 2.4x
+    # faster per step at 256x256 on this CPU: examples/benchmarks/coordinate_amp.py; solver_quality.py
+    # --task coordinate --coord-indices 0,2 (then 3) --coord-size 256 --coord-amp bf16 --jobs 2): Set12[0]
+    # 21.60 vs 18.25 (+3.35; float32 +3.43 above: bf16 agrees to within 0.1 dB), Set12[2] 21.33 vs 17.77
+    # (+3.56), Set12[3] 20.59 vs 18.13 (+2.46).  Mean over Set12[0-3] at 2000 steps (float32 for 0 and 1):
+    # +2.98 dB, again just under +3 (the smoother images 1 and 3 gain less).
     ("coordinate", "radon"): dict(encoding="pe", n_freqs=None, width=256, depth=4, n_steps=2000, lr=1e-3,
                                   lr_schedule="cosine"),
 }
