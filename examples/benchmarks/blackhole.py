@@ -35,38 +35,13 @@ import sys
 import time
 from pathlib import Path
 
+from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CASES = ("network-step", "network-step-bf16", "mlp-floor", "mlp-all", "tomo-fwd-adj")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _median_time(fn, repeats: int, sync=lambda: None) -> float:
@@ -107,7 +82,7 @@ def run_case(case: str, threads: int, repeats: int, device: str, malloc_tuning: 
         out["points"] = n_points
         out["all_points"] = 32 * 32 * 100 * 6
         y = torch.rand(1, *op.out_shape, device=dev) * 1e-3
-        base, peak0 = _rss_mb(), _reset_peak()
+        base, peak0 = rss_mb(), reset_peak()
         if case.startswith("network-step"):
             opt = torch.optim.Adam(field.parameters(), lr=1e-4)
             bf16 = case.endswith("bf16")
@@ -140,7 +115,7 @@ def run_case(case: str, threads: int, repeats: int, device: str, malloc_tuning: 
     elif case == "tomo-fwd-adj":
         screen = np.linspace(-8, 8, 64)
         geos = trace_rays(0.5, 60.0, screen, screen, n_samples=100)
-        base, peak0 = _rss_mb(), _reset_peak()
+        base, peak0 = rss_mb(), reset_peak()
         t0 = time.perf_counter()
         op = EmissionTomography(geos, grid_shape=64, extent=8.0, t_frames=np.linspace(0, 117.3, 64),
                                 t_injection=-1032.0).to(dev)
@@ -153,8 +128,8 @@ def run_case(case: str, threads: int, repeats: int, device: str, malloc_tuning: 
         out["seconds"] = out["forward_seconds"] + out["adjoint_seconds"]
     else:
         raise ValueError(f"unknown case {case!r}; choose from {CASES}")
-    out["peak_delta_rss_mb"] = _peak_mb() - base if peak0 else float("nan")
-    out["peak_rss_mb"] = _peak_mb()
+    out["peak_delta_rss_mb"] = peak_mb() - base if peak0 else float("nan")
+    out["peak_rss_mb"] = peak_mb()
     if dev.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

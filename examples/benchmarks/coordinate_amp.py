@@ -28,37 +28,16 @@ import argparse
 import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
+
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("none", "bf16")
-
-
-def _status_mb(field: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process in MB (Linux), None elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS; False where impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _case(mode: str, size: int, steps: int, threads: int, width: int, depth: int) -> dict:
@@ -86,11 +65,11 @@ def _case(mode: str, size: int, steps: int, threads: int, width: int, depth: int
     # Baseline after imports and the problem set-up, before any fit: allocators keep what a fit
     # freed, so a baseline taken between fits would hide memory the mode already holds.
     gc.collect()
-    exact = _reset_peak()  # else ru_maxrss: the set-up's own peak counts too (an upper bound)
-    base = _status_mb("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset_peak()  # where impossible, peak_mb() is the whole process's high-water mark: an upper bound
+    base = rss_mb()
     fit(2)  # warm-up: oneDNN kernels, numba caches
     dt = fit(steps)
-    peak = _status_mb("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     return dict(mode=mode, s_per_step=dt / steps, peak_rss_mb=peak, peak_delta_mb=max(0.0, peak - base))
 
 

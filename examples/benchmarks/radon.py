@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -53,33 +52,12 @@ from pathlib import Path
 import numpy as np
 
 IMPLS = ("recon-numba", "recon-raw", "recon-torch", "skimage", "astra")
+from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------- one case (subprocess)
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mb(reset: bool) -> float:
-    if reset:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _make(impl: str, op: str, n: int, n_angles: int):
     """Return (setup, run): setup() builds the operator and the input, run(state) does one call."""
     theta = np.linspace(0.0, 180.0, n_angles, endpoint=False)
@@ -154,8 +132,8 @@ def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: i
         return {"skipped": f"{impl}: {exc}"}
     run_small(setup_small())  # imports, JIT / cache load
     setup, run = _make(impl, op, n, n_angles)
-    reset = _reset_peak()
-    base = _rss_mb()
+    reset = reset_peak()
+    base = rss_mb()
     state = setup()
     run(state)  # warm-up
     times = []
@@ -163,7 +141,7 @@ def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: i
         t0 = time.perf_counter()
         run(state)
         times.append(time.perf_counter() - t0)
-    peak = _peak_mb(reset)
+    peak = peak_mb()
     return {"median_s": float(np.median(times)), "min_s": float(min(times)), "peak_delta_mb": peak - base,
             "peak_mb": peak, "peak_reset": reset}
 
