@@ -321,7 +321,8 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         """Held-out PSNR now; ``best.pt`` if it is the best so far.  Returns the new best."""
         with ema.applied(model) if ema is not None else contextlib.nullcontext():
             v = validate(model, held_imgs, device)
-            if v > best:
+            improved = v > best
+            if improved:
                 _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
                                   val_psnr25=v, **({"ema_decay": a.ema} if ema is not None else {})),
                              out / "best.pt")
@@ -330,7 +331,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
         history.append(dict(step=step, loss=float(running), val_psnr25=v, minutes=now / 60,
                             lr=lr_at(step, a, now)))
         msg = f"step {step}: loss {float(running):.5f} held-out PSNR(25) {v:.2f} dB ({now / 60:.1f} min)"
-        if v > best:
+        if improved:
             best = v
             msg += " (best)"
         print(msg, flush=True)

@@ -42,19 +42,16 @@ MODES = ("none", "bf16")
 
 def _case(mode: str, size: int, steps: int, threads: int, width: int, depth: int) -> dict:
     """One timed fit in this process (the subprocess side)."""
-    import numpy as np
     import torch
+    from problems import ct_problem  # the quality benchmark's CT problem: 60 views, 1% noise
     from skimage import data
     from skimage.transform import resize
 
-    from forward_models.radon import Radon
     from priors.coordinate import image_field
     from recon.solvers import fit_coordinate_network
 
     torch.set_num_threads(threads)
-    x = torch.from_numpy(resize(data.camera() / 255.0, (size, size), anti_aliasing=True)).float()[None, None]
-    A = Radon((size, size), np.linspace(0, np.pi, 60, endpoint=False))
-    y = A(x)
+    A, _, y, _ = ct_problem(resize(data.camera() / 255.0, (size, size), anti_aliasing=True), seed=0)
 
     def fit(n):
         field = image_field(A.in_shape, encoding="pe", width=width, depth=depth, seed=0)

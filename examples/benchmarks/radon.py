@@ -51,9 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLS = ("recon-numba", "recon-raw", "recon-torch", "skimage", "astra")
 from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
 
+IMPLS = ("recon-numba", "recon-raw", "recon-torch", "skimage", "astra")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -91,8 +91,9 @@ def fit_coordinate_network(
         autocast; the rendering is cast back to the measurement's precision before ``A``, so the
         operator, the loss, the parameters and Adam stay in full precision.  The network is
         what dominates the cost of a fit (a 256-wide, 4-deep MLP on 65,536 pixels); on CPUs
-        with AVX-512 BF16 and on recent GPUs its matrix products run several times faster (see
-        ``examples/benchmarks/solver_quality.py --coord-amp``).  Renderings are then accurate to
+        with AVX-512 BF16 and on recent GPUs its matrix products run several times faster
+        (``examples/benchmarks/coordinate_amp.py`` times both modes; ``solver_quality.py
+        --coord-amp`` compares their fit quality).  Renderings are then accurate to
         bfloat16's ~3 significant digits during the fit; the returned ``field.render()`` is
         evaluated in full precision.
     state_callback, resume_state
