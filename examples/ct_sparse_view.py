@@ -1,7 +1,7 @@
 """Sparse-view CT: 60 views of a 256x256 image with 1% noise.
 
-FBP, early-stopped CG, TV, PnP-ADMM (each available denoiser) and coordinate networks with and
-without NeRF positional encoding (equal step budget).
+FBP, early-stopped CG, TV, PnP-ADMM (each available denoiser, including the CT-adapted DRUNet
+``drunet-ct``) and coordinate networks with and without NeRF positional encoding (equal step budget).
 
     python examples/ct_sparse_view.py --quick --out results/ct
 """
@@ -33,7 +33,8 @@ def main(argv=None):
     size = 128 if a.quick else 256
     img = load_images(SET12, indices=[a.image], size=size)[0]
     A, x, y, sigma = ct_problem(img, seed=a.image)
-    dens = available_denoisers(("tv",) if a.quick else ("drunet", "tv"))
+    # drunet-ct: the DRUNet adapted to this problem's PnP-ADMM iterates (priors.adapt)
+    dens = available_denoisers(("tv",) if a.quick else ("drunet", "drunet-ct", "tv"))
     if a.weights:  # e.g. interim weights before the final ones ship
         from priors import load_denoiser
 

@@ -5,6 +5,9 @@
 * learned: ``"drunet"``, ``"dncnn"``, ``"dnresnet"`` -- the weights shipped in
   ``priors/weights/NAME.safetensors`` (trained here on Train400), or the
   user's own / published weights with ``weights=path``;
+* adapted: ``"drunet-ct"`` -- the DRUNet fine-tuned on the iterates of PnP-ADMM for sparse-view
+  CT (:mod:`priors.adapt`; 60 views, 1% noise), a prior for that problem rather than a Gaussian
+  denoiser;
 * classical: ``"tv"``, ``"wavelet"``, ``"bm3d"`` (the last needs the optional ``bm3d`` package).
 """
 
@@ -16,7 +19,9 @@ from .base import Denoiser
 
 __all__ = ["Denoiser", "load_denoiser", "DENOISERS"]
 
-LEARNED = ("drunet", "dncnn", "dnresnet")
+#: operator-adapted weights (priors.adapt) and the architecture they are weights of
+ADAPTED = {"drunet-ct": "drunet"}
+LEARNED = ("drunet", "dncnn", "dnresnet", *ADAPTED)
 CLASSICAL = ("tv", "wavelet", "bm3d")
 DENOISERS = LEARNED + CLASSICAL
 
@@ -26,7 +31,7 @@ def load_denoiser(name: str, *, weights: str | Path | None = None, device=None, 
 
     Parameters
     ----------
-    name : {"drunet", "dncnn", "dnresnet", "tv", "wavelet", "bm3d"}
+    name : {"drunet", "dncnn", "dnresnet", "drunet-ct", "tv", "wavelet", "bm3d"}
         Which denoiser.
     weights : path, optional
         Learned denoisers only: a ``.safetensors`` file (written by
@@ -84,6 +89,10 @@ def _load(name: str, weights, device) -> Denoiser:
 
     if weights is None:
         path = WEIGHTS_DIR / f"{name}.safetensors"
+        if not path.exists() and name in ADAPTED:
+            raise FileNotFoundError(f"no shipped weights for {name!r} ({path} is missing). Make them with "
+                                    f"`python -m priors.adapt --out checkpoints/{name} --name {name}` and copy "
+                                    f"checkpoints/{name}/{name}.safetensors and its .json there, or pass weights=.")
         if not path.exists():
             raise FileNotFoundError(
                 f"no shipped weights for {name!r} ({path} is missing). Train them with "
@@ -93,4 +102,7 @@ def _load(name: str, weights, device) -> Denoiser:
             )
     else:
         path = Path(weights)
-    return build_from_weights(path, arch=name, device=device)
+    den = build_from_weights(path, arch=ADAPTED.get(name, name), device=device)
+    if name in ADAPTED:
+        den.name = name  # the key of its own solver defaults (recon.solvers.defaults)
+    return den

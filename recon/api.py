@@ -124,7 +124,7 @@ def pair_applies(measurement: Measurement, solver: str, prior: str) -> tuple[boo
         return False, f"solver {solver} needs an image unknown"
     needs = needs_prior(fn)
     if needs is True and not prior_is_denoiser(prior):
-        return False, f"solver {solver} needs a denoiser prior (drunet, dncnn, tv, wavelet, bm3d)"
+        return False, f"solver {solver} needs a denoiser prior (drunet, dncnn, drunet-ct, tv, wavelet, bm3d)"
     if needs is False and prior_is_denoiser(prior) and prior != solver:
         return False, f"solver {solver} does not use a denoiser prior (use prior none)"
     if prior == COORDINATE_PRIOR and solver != "coordinate":

@@ -19,7 +19,7 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 SOLVER_NAMES = ("pnp-admm", "hqs", "cg", "tv", "fbp", "coordinate")
-PRIOR_NAMES = ("drunet", "dncnn", "tv", "wavelet", "bm3d", "coordinate", "none")
+PRIOR_NAMES = ("drunet", "dncnn", "drunet-ct", "tv", "wavelet", "bm3d", "coordinate", "none")
 
 
 class BadInput(ValueError):

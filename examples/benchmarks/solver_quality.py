@@ -3,7 +3,7 @@
 1. Deblurring: Set12 x the 8 Levin kernels, σ = 2.55/255, circular boundary: TV, PnP-ADMM and
    HQS (DPIR schedule) with the chosen prior; mean PSNR of the clipped estimate and s/image.
 2. Sparse-view CT: Set12 resized to 256x256, 60 views, 1% noise: FBP, CG (early stopped), TV,
-   PnP-ADMM with the chosen prior.
+   PnP-ADMM with the chosen prior and with the CT-adapted DRUNet ``drunet-ct`` (priors.adapt).
 3. Coordinate networks on that CT problem: NeRF positional encoding vs raw coordinates, equal steps.
 
     python examples/benchmarks/solver_quality.py --quick --prior drunet --weights scratch/weights/drunet.safetensors
@@ -71,15 +71,23 @@ def deblur(args, prior, prior_name):
 
 def ct(args, prior, prior_name):
     imgs = load_images(SET12, indices=range(args.n_images), size=256)
-    rows = {"fbp": [], "cg": [], "tv": [], f"pnp-admm ({prior_name})": []}
+    # the chosen prior, then the CT-adapted DRUNet (priors.adapt) when it is shipped and not already chosen
+    ct_priors = {prior_name: prior}
+    if args.ct_adapted and prior_name != "drunet-ct":
+        try:
+            ct_priors["drunet-ct"] = resolve_prior("drunet-ct", device=args.device)
+        except ValueError as err:
+            print(f"(no drunet-ct row: {err})")
+    rows = {"fbp": [], "cg": [], "tv": [], **{f"pnp-admm ({n})": [] for n in ct_priors}}
     for i, img in enumerate(imgs):
         A, x, y, s = ct_problem(img, seed=2000 + i)
         for name in ("fbp", "cg", "tv"):
             rows[name].append(_run(name, A, x, y, s, None, args.device))
-        rows[f"pnp-admm ({prior_name})"].append(_run("pnp-admm", A, x, y, s, prior, args.device))
-        if args.ensemble:
-            rows.setdefault(f"pnp-admm ({prior_name}) x8", []).append(
-                _run("pnp-admm", A, x, y, s, prior, args.device, ensemble=True))
+        for n, pr in ct_priors.items():
+            rows[f"pnp-admm ({n})"].append(_run("pnp-admm", A, x, y, s, pr, args.device))
+            if args.ensemble:
+                rows.setdefault(f"pnp-admm ({n}) x8", []).append(
+                    _run("pnp-admm", A, x, y, s, pr, args.device, ensemble=True))
         print(f"  image {i}: " + ", ".join(f"{n} {v[-1][0]:.2f} dB {v[-1][1]:.1f} s" for n, v in rows.items()),
               flush=True)
     _table(f"Sparse-view CT, Set12[{len(imgs)}] at 256x256, 60 views, 1% noise", rows)
@@ -150,6 +158,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="coordinate fits run at once (one thread each)")
     p.add_argument("--ensemble", action="store_true",
                    help="also run PnP-ADMM (and HQS for deblurring) with the x8 self-ensemble denoiser (8x slower)")
+    p.add_argument("--no-ct-adapted", dest="ct_adapted", action="store_false",
+                   help="CT: leave out the row of PnP-ADMM with the CT-adapted DRUNet (drunet-ct)")
     p.add_argument("--json", default=None, help="write the per-image numbers here")
     a = p.parse_args(argv)
     if a.jobs < 1:

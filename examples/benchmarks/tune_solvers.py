@@ -139,7 +139,15 @@ def tune_ct(args, den):
     if "hqs" in args.solvers:
         out["hqs"] = search("hqs", probs, hqs_runner(den, args.hqs_iter, cg_max_iter=args.cg_iter),
                             {"lam": [0.1, 0.3, 1.0], "sigma_end": [0.015]})
-    if "pnp-admm" in args.solvers:
+    if "pnp-admm" in args.solvers and args.admm_per_sigma2:
+        # noise-relative weight λ = c σ² (how defaults.py stores it), denoiser levels σ0 -> σ_end
+        run = admm_runner(den, args.admm_iter, cg_max_iter=args.cg_iter)
+        out["pnp-admm"] = search("pnp-admm", probs,
+                                 lambda A, y, s, c, sigma0, sigma_end: run(A, y, s, lam=c * s**2, sigma0=sigma0,
+                                                                           sigma_end=sigma_end),
+                                 {"c": args.admm_per_sigma2, "sigma0": [args.admm_sigma0],
+                                  "sigma_end": args.admm_sigma_ends})
+    elif "pnp-admm" in args.solvers:
         out["pnp-admm"] = search("pnp-admm", probs, admm_runner(den, args.admm_iter, cg_max_iter=args.cg_iter),
                                  {"lam": args.admm_lams, "sigma0": [0.1], "sigma_end": [0.02, 0.03]})
     return out
@@ -205,6 +213,11 @@ def main(argv=None):
     p.add_argument("--cg-iter", type=int, default=None, help="inner CG iterations of the CT data prox")
     p.add_argument("--tv-lams", type=lambda v: [float(t) for t in v.split(",")], default=[1.0, 2.0, 3.0, 5.0])
     p.add_argument("--admm-lams", type=lambda v: [float(t) for t in v.split(",")], default=[0.3, 0.5, 1.0])
+    p.add_argument("--admm-per-sigma2", type=lambda v: [float(t) for t in v.split(",")], default=None,
+                   help="CT PnP-ADMM: search lam = c sigma^2 over these c (with --admm-sigma0, --admm-sigma-ends)")
+    p.add_argument("--admm-sigma0", type=float, default=0.2, help="first denoiser level of that search")
+    p.add_argument("--admm-sigma-ends", type=lambda v: [float(t) for t in v.split(",")], default=[0.045],
+                   help="last denoiser levels of that search")
     p.add_argument("--tv-per-sigma", type=lambda v: [float(t) for t in v.split(",")], default=None,
                    help="CT: search TV's λ = c σ over these c (instead of the fixed --tv-lams)")
     p.add_argument("--coord-encodings", type=lambda v: v.split(","), default=["pe", "none"])
@@ -241,7 +254,10 @@ def main(argv=None):
     for fm, res in results.items():
         for solver, (score, params) in res.items():
             params = dict(params)
-            if "sigma0" in params:
+            if "c" in params and "sigma0" in params:  # noise-relative form, as defaults.py stores it
+                params = dict(lam_per_sigma2=params.pop("c"), denoiser_sigma0=params.pop("sigma0"),
+                              denoiser_sigma_end=params.pop("sigma_end"), n_iter=a.admm_iter)
+            elif "sigma0" in params:
                 n = a.admm_iter
                 rho, g = admm_schedule(params["lam"], params.pop("sigma0"), params.pop("sigma_end"), n)
                 params.update(rho=rho, n_iter=n, rho_schedule="increasing" if g > 1 else "fixed", rho_growth=g)

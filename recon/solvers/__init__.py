@@ -142,17 +142,31 @@ def _hyper_names(fn, extra=()) -> tuple:
 
 def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
     allowed = set(_hyper_names(algorithm, _FIELD_PARAMS if kind == "coordinate" else ()))
+    relative = set()  # noise-relative forms a caller may give instead of the plain values
+    if "lam" in allowed:
+        relative |= {"lam_per_sigma2", "lam_per_sigma"}
+    if {"rho", "rho_growth"} <= allowed:
+        relative |= {"denoiser_sigma0", "denoiser_sigma_end"}
 
     def run(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
             progress=None, use_defaults=True, state_callback=None, resume_state=None, **params):
         check_measurement(A, y)
         if sigma is not None and not (isinstance(sigma, (int, float)) and sigma >= 0):
             raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
-        unknown = set(params) - allowed
+        unknown = set(params) - allowed - relative
         if unknown:
             raise TypeError(f"solver {name!r} got unknown hyper-parameter(s) {sorted(unknown)}; "
-                            f"accepted: {sorted(allowed)}")
+                            f"accepted: {sorted(allowed | relative)}")
         cfg = defaults_for(name, getattr(A, "registry_name", None), _prior_name(prior)) if use_defaults else {}
+        params = dict(params)
+        given = {k: params.pop(k) for k in sorted(relative & set(params))}
+        if given:
+            _check_relative(given, sigma, explicit=params)
+            if {"lam_per_sigma2", "lam_per_sigma"} & set(given):  # replaces the defaults' form of lam
+                cfg.pop("lam_per_sigma2", None)
+                cfg.pop("lam_per_sigma", None)
+                cfg.pop("lam", None)
+            cfg.update(given)
         _noise_relative(cfg, sigma, explicit=params)
         cfg = {k: v for k, v in cfg.items() if k in allowed}
         cfg.update(params)
@@ -193,18 +207,41 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
     (``λ = c σ``) with ``σ`` the measurement noise level, e.g. for denoising, where the right
     weight of any prior scales with the noise.  An explicit ``lam`` wins; without ``sigma``
     the entry's plain ``lam`` is used.  ``denoiser_sigma0=s0`` (PnP-ADMM) then sets
-    ``rho = λ / s0²`` (the first denoiser level ``sqrt(λ/ρ)`` is ``s0``) unless ``rho`` is explicit.
+    ``rho = λ / s0²`` (the first denoiser level ``sqrt(λ/ρ)`` is ``s0``) unless ``rho`` is explicit,
+    and ``denoiser_sigma_end=s1`` sets ``rho_growth = (s0/s1)^(2/(n_iter-1))`` (the last level is
+    ``s1``) unless ``rho_growth`` is explicit.  Callers may give these forms too (``recon run
+    --option lam_per_sigma2=0.6``); they replace the defaults' form of ``lam``.
     """
     for key, power in (("lam_per_sigma2", 2), ("lam_per_sigma", 1)):
         if key in cfg:
             c = cfg.pop(key)
             if "lam" not in explicit and sigma is not None and sigma > 0:
                 cfg["lam"] = float(c) * float(sigma) ** power
-    if "denoiser_sigma0" in cfg:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
-        s0 = float(cfg.pop("denoiser_sigma0"))
+    s0 = cfg.pop("denoiser_sigma0", None)
+    s_end = cfg.pop("denoiser_sigma_end", None)
+    if s_end is not None and s0 is None:
+        raise ValueError("denoiser_sigma_end needs denoiser_sigma0 (the schedule runs from one to the other)")
+    if s0 is not None:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
         lam = explicit.get("lam", cfg.get("lam"))
         if "rho" not in explicit and lam is not None:
-            cfg["rho"] = float(lam) / s0**2
+            cfg["rho"] = float(lam) / float(s0) ** 2
+        if s_end is not None and "rho_growth" not in explicit:
+            # rho grows geometrically so that the last of n_iter levels sqrt(lam/rho) is sigma_end
+            n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
+            cfg["rho_growth"] = (float(s0) / float(s_end)) ** (2.0 / max(1, n - 1))
+            cfg["rho_schedule"] = explicit.get("rho_schedule", "increasing")
+
+
+def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
+    """Clear errors for noise-relative hyper-parameters given by the caller."""
+    for k, v in given.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{k} must be a positive number, got {v!r}")
+    if {"lam_per_sigma2", "lam_per_sigma"} & set(given):
+        if len({"lam_per_sigma2", "lam_per_sigma"} & set(given)) > 1 or "lam" in explicit:
+            raise ValueError("give one of lam, lam_per_sigma2 and lam_per_sigma")
+        if sigma is None or sigma <= 0:
+            raise ValueError(f"{sorted(given)[0]} needs sigma, the measurement noise level (> 0)")
 
 
 #: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.

@@ -116,3 +116,35 @@ def test_ct_pnp_admm_first_denoiser_level_is_sigma0_at_any_noise_level():
     calls.clear()
     SOLVERS["pnp-admm"].run(A, y, prior=Recording(), sigma=0.05, n_iter=1, lam=0.01, rho=4.0)
     assert calls[0] == pytest.approx(0.05)  # sqrt(0.01 / 4)
+
+
+def test_noise_relative_hyper_parameters_from_the_caller():
+    """lam_per_sigma2 / denoiser_sigma0 / denoiser_sigma_end given to run: λ = c σ², the denoiser levels
+    run geometrically from σ0 to σ_end over n_iter; bad combinations are named."""
+    from forward_models.radon import Radon
+
+    A = Radon((16, 16), np.linspace(0, np.pi, 6, endpoint=False))
+    y = A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    calls = []
+
+    class Recording(GaussianSmoother):
+        def forward(self, v, s):
+            calls.append(float(s))
+            return super().forward(v, s)
+
+    sigma = 0.3
+    _, hist = SOLVERS["pnp-admm"].run(A, y, prior=Recording(), sigma=sigma, n_iter=5, tol=0.0, lam_per_sigma2=0.7,
+                                      denoiser_sigma0=0.16, denoiser_sigma_end=0.01)
+    assert hist.meta["params"]["lam"] == pytest.approx(0.7 * sigma**2)
+    assert calls == pytest.approx(np.geomspace(0.16, 0.01, 5).tolist())
+    with pytest.raises(ValueError, match="needs sigma"):
+        run_solver("pnp-admm", A, y, prior=Recording(), lam_per_sigma2=0.7)
+    with pytest.raises(ValueError, match="one of lam"):
+        run_solver("pnp-admm", A, y, prior=Recording(), sigma=sigma, lam=1.0, lam_per_sigma2=0.7)
+    with pytest.raises(ValueError, match="denoiser_sigma_end must be a positive"):
+        run_solver("pnp-admm", A, y, prior=Recording(), sigma=sigma, denoiser_sigma_end=-1.0)
+    with pytest.raises(ValueError, match="needs denoiser_sigma0"):
+        run_solver("pnp-admm", A, y, prior=Recording(), sigma=sigma, use_defaults=False, lam=1.0,
+                   denoiser_sigma_end=0.01)
+    with pytest.raises(TypeError, match="unknown hyper-parameter"):
+        run_solver("cg", A, y, denoiser_sigma0=0.1)
