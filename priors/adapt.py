@@ -315,7 +315,7 @@ def main(argv=None) -> int:
         raise ValueError(f"--rounds must be >= 1, got {a.rounds}")
     from . import load_denoiser
     from .data import list_images, read_gray
-    from .weights import save_weights
+    from .weights import WEIGHTS_DIR, save_weights, sha256_file
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +330,9 @@ def main(argv=None) -> int:
     held = ct_problems([read_gray(files[i]) for i in eval_idx], views=a.views, noise=a.noise, seed=200)
     model = load_denoiser(a.prior, weights=a.weights)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    record = dict(views=a.views, noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
+    start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
+    record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
+                  start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views, noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
                   patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}", rounds=[])
     base = mean_psnr(model, held, solver=a.solver, **params)

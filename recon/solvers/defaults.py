@@ -111,6 +111,20 @@ DEFAULTS: dict[tuple, dict] = {
     # c {0.3, 0.416, 0.6} x σ_end {0.03, 0.045, 0.06}: best (0.416, 0.045) 28.70 dB, was 28.67; (0.6, 0.06)
     # 28.64, (0.416, 0.03) 28.61), but the Set12 benchmark moves to 25.52 dB (from 25.62; per image -0.42
     # to +0.08): a better Gaussian denoiser is not a better CT prior at these values.
+    # The CT-adapted DRUNet (priors.adapt: the shipped DRUNet fine-tuned on the denoiser inputs of this
+    # solver on 384 Train400 CT problems, 3 DAgger rounds; sidecar priors/weights/drunet-ct.json) wants a
+    # stronger prior at the end of the schedule than the Gaussian one.  Tuned on Train400 0-7 at native
+    # 180x180 (not in its training images), 20 its, 8 CG steps, σ0 = 0.2:
+    #   python examples/benchmarks/tune_solvers.py --task ct --ct-size 0 --n-images 8 --prior drunet-ct \
+    #       --solvers pnp-admm --admm-iter 20 --cg-iter 8 --admm-per-sigma2 0.416,0.6,0.8 \
+    #       --admm-sigma-ends 0.07,0.1,0.13
+    # (c, σ_end): (0.416, .07) 29.12, (0.416, .1) 28.68, (0.416, .13) 27.91, (0.6, .07) 29.16, (0.6, .1) 29.26,
+    # (0.6, .13) 29.09, (0.8, .07) 28.88, (0.8, .1) 29.15, (0.8, .13) 29.25 dB; the Gaussian DRUNet with its
+    # defaults above on the same 8 problems: 28.75 dB.  On the Set12 benchmark (solver_quality.py --task ct
+    # --full): 25.83 dB against 25.52 with the Gaussian DRUNet (per image -0.33 to +1.26; TV 25.02, FBP 21.25).
+    ("pnp-admm", "radon", "drunet-ct"): dict(lam_per_sigma2=0.6, lam=1.44, denoiser_sigma0=0.2,
+                                             denoiser_sigma_end=0.1, n_iter=20, rho_schedule="increasing",
+                                             cg_max_iter=8),
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units
     ("hqs", "radon"): dict(lam=0.3, n_iter=12, sigma_end=0.015, cg_max_iter=8),
     # NeRF PE vs raw coordinates at an equal step budget, Train400[0] resized to 64x64, 60 views, 1% noise,
