@@ -4,6 +4,9 @@ A Gaussian denoiser used as a plug-and-play prior is called, at iteration ``k``,
 ``z_k`` (``x_k + u_k`` in PnP-ADMM) whose error is not white Gaussian noise of level ``σ_k``: in
 sparse-view CT it is streaks along the missing view angles, content of the operator's null space
 that the data never correct.  A denoiser trained on Gaussian noise keeps much of it as "texture".
+(On 8 Train400 CT problems, 60 views, PnP-ADMM with the Gaussian DRUNet reached 28.75 dB with 1% noise
+and only 29.08 dB with noise-free data, where a weaker final denoiser made it worse, 28.43 dB: the
+missing views, not the noise, limit it.)
 Iterate-adapted training records the pairs ``(z_k, σ_k) → truth`` from the solver's own runs on
 training images and fine-tunes the network on them.  With ``rounds > 1`` each later round records
 the iterates of the denoiser adapted so far (on its own share of the training images) and trains on
@@ -18,7 +21,10 @@ solver and its data-consistency step are unchanged.  Python API::
 
 and the command line, for sparse-view CT on Train400::
 
-    python -m priors.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 2
+    python -m priors.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 3 \
+        --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1
+
+(the recipe of the shipped ``drunet-ct``; its sidecar holds the exact command).
 
 What it gains is measured in ``recon/solvers/defaults.py`` (entries of ``"drunet-ct"``).
 """
@@ -291,8 +297,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="solver hyper-parameter while recording and evaluating, as for `recon run` (repeatable; "
                         "default: the solver's CT defaults)")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=1500, help="fine-tuning steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=1200, help="fine-tuning steps per round")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--batch", type=int, default=6)
