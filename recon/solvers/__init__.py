@@ -237,11 +237,12 @@ def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
     for k, v in given.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"{k} must be a positive number, got {v!r}")
-    if {"lam_per_sigma2", "lam_per_sigma"} & set(given):
-        if len({"lam_per_sigma2", "lam_per_sigma"} & set(given)) > 1 or "lam" in explicit:
+    lam_forms = sorted({"lam_per_sigma2", "lam_per_sigma"} & set(given))
+    if lam_forms:
+        if len(lam_forms) > 1 or "lam" in explicit:
             raise ValueError("give one of lam, lam_per_sigma2 and lam_per_sigma")
         if sigma is None or sigma <= 0:
-            raise ValueError(f"{sorted(given)[0]} needs sigma, the measurement noise level (> 0)")
+            raise ValueError(f"{lam_forms[0]} needs sigma, the measurement noise level (> 0)")
 
 
 #: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.
