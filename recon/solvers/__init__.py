@@ -197,7 +197,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
 
     run.__name__ = f"run_{name.replace('-', '_')}"
     run.__doc__ = f"Uniform entry point of solver {name!r} (see recon.solvers); wraps {algorithm.__name__}."
-    return run, tuple(sorted(allowed))
+    return run, tuple(sorted(allowed | relative))
 
 
 def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
