@@ -148,3 +148,6 @@ def test_noise_relative_hyper_parameters_from_the_caller():
                    denoiser_sigma_end=0.01)
     with pytest.raises(TypeError, match="unknown hyper-parameter"):
         run_solver("cg", A, y, denoiser_sigma0=0.1)
+    # the spec lists them, so `recon run --option lam_per_sigma2=...` passes its option check
+    assert {"lam_per_sigma2", "denoiser_sigma0", "denoiser_sigma_end"} <= set(SOLVERS["pnp-admm"].params)
+    assert "denoiser_sigma0" not in SOLVERS["cg"].params and "lam_per_sigma" in SOLVERS["tv"].params
