@@ -154,7 +154,8 @@ DEFAULTS: dict[tuple, dict] = {
     # 21.60 vs 18.25 (+3.35; float32 +3.43 above: bf16 agrees to within 0.1 dB), Set12[2] 21.33 vs 17.77
     # (+3.56), Set12[3] 20.59 vs 18.13 (+2.46).  Mean over Set12[0-3] at 2000 steps (float32 for 0 and 1):
     # +2.98 dB, again just under +3 (the smoother images 1 and 3 gain less).  Set12[4] (bf16, --coord-indices 4):
-    # 19.54 vs 15.14 (+4.40): mean over Set12[0-4] +3.26 dB (5 of the 12 images).
+    # 19.54 vs 15.14 (+4.40): mean over Set12[0-4] +3.26 dB; Set12[5] 19.59 vs 17.67 (+1.92): mean over
+    # Set12[0-5] +3.04 dB (6 of the 12 images; per image +1.92 to +4.40).
     ("coordinate", "radon"): dict(encoding="pe", n_freqs=None, width=256, depth=4, n_steps=2000, lr=1e-3,
                                   lr_schedule="cosine"),
 }
