@@ -338,7 +338,8 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
     record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
-                  start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views, noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
+                  start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
+                  noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
                   patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}", rounds=[])
     base = mean_psnr(model, held, solver=a.solver, **params)

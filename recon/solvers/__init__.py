@@ -229,7 +229,7 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
             # rho grows geometrically so that the last of n_iter levels sqrt(lam/rho) is sigma_end
             n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
             cfg["rho_growth"] = (float(s0) / float(s_end)) ** (2.0 / max(1, n - 1))
-            cfg["rho_schedule"] = explicit.get("rho_schedule", "increasing")
+            cfg["rho_schedule"] = "increasing"  # an explicit rho_schedule still wins (run() applies it last)
 
 
 def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
