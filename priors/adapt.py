@@ -148,7 +148,8 @@ def _augment(z: torch.Tensor, t: torch.Tensor, k: int) -> tuple[torch.Tensor, to
 
 def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: float = 1e-4, lr_min: float = 1e-6,
               patch: int = 128, batch: int = 6, augment: str = "dihedral", seed: int = 0, checkpoint=None,
-              ckpt_every: int = 100, stop_at: int | None = None, log=print) -> list[dict]:
+              ckpt_every: int = 100, stop_at: int | None = None, time_budget: float | None = None,
+              amp: str = "none", log=print) -> list[dict]:
     """Fine-tune ``model`` (in place, float32) to map ``(input, sigma)`` to the target: L1 loss, Adam,
     cosine learning rate from ``lr`` to ``lr_min``, random ``patch`` crops.
 
@@ -168,6 +169,15 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
         killed run resumes where it stopped (same pairs and options).
     stop_at : int, optional
         Stop after this step (with a checkpoint) without changing the schedule; call again to go on.
+    time_budget : float, optional
+        Wall-clock seconds of training: the cosine schedule follows ``max(step / steps, elapsed /
+        time_budget)`` and training ends when that reaches 1, so a run on unknown hardware finishes on
+        time with a completed schedule (pass a large ``steps``).  The elapsed time is kept in the
+        checkpoint, so a resumed run goes on with the schedule where it stopped (not bit-exact: the
+        steps done per second differ between runs).
+    amp : {"none", "bf16"}
+        ``"bf16"``: forward and backward passes under bfloat16 autocast (about twice as fast on GPUs
+        with bf16 tensor cores; the weights and the optimiser stay float32).
     log : callable
         Gets one progress line every 100 steps.
 
@@ -187,13 +197,19 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
         raise ValueError(f"patch {patch} is larger than the pair images ({h}x{w})")
     if not (lr > 0 and lr_min >= 0):
         raise ValueError(f"lr must be > 0 and lr_min >= 0, got {lr}, {lr_min}")
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be > 0 seconds, got {time_budget!r}")
+    if amp not in ("none", "bf16"):
+        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
     dev = next(model.parameters()).device
+    # the pairs live where the model does (one copy; crops are then cut on the device)
+    src_in, src_tgt, src_sig = (pairs.inputs.to(dev), pairs.targets.to(dev), pairs.sigmas.to(dev))
     model.float().train()
     for p in model.parameters():
         p.requires_grad_(True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    step, history, running = 0, [], None
+    step, history, running, elapsed0 = 0, [], None, 0.0
     ck_path = Path(checkpoint) if checkpoint is not None else None
     if ck_path is not None and ck_path.exists():
         ck = torch.load(ck_path, map_location=dev, weights_only=True)
@@ -201,33 +217,42 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
         opt.load_state_dict(ck["optimizer"])
         gen.set_state(ck["gen"])
         step, history, running = int(ck["step"]), json.loads(ck["history"]), ck.get("running")
+        elapsed0 = float(ck.get("elapsed", 0.0))
         log(f"resumed from {ck_path} at step {step}")
     t0 = time.time()
+    elapsed = lambda: elapsed0 + time.time() - t0  # noqa: E731
+    progress = lambda: max(step / steps, elapsed() / time_budget if time_budget else 0.0)  # noqa: E731
     end = steps if stop_at is None else min(steps, int(stop_at))
-    while step < end:
+    while step < end and progress() < 1.0:
+        frac = min(1.0, progress())
         for grp in opt.param_groups:
-            grp["lr"] = lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * step / steps))
+            grp["lr"] = lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * frac))
         idx = torch.randint(len(pairs), (batch,), generator=gen)
-        r = torch.randint(h - patch + 1, (batch,), generator=gen)
-        c = torch.randint(w - patch + 1, (batch,), generator=gen)
-        z = torch.stack([pairs.inputs[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx, r, c)])
-        t = torch.stack([pairs.targets[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx, r, c)])
+        r = torch.randint(h - patch + 1, (batch,), generator=gen).tolist()
+        c = torch.randint(w - patch + 1, (batch,), generator=gen).tolist()
+        z = torch.stack([src_in[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx.tolist(), r, c)])
+        t = torch.stack([src_tgt[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx.tolist(), r, c)])
         if augment == "dihedral":
             z, t = _augment(z, t, int(torch.randint(8, (1,), generator=gen)))
-        z, t = z.to(dev, torch.float32), t.to(dev, torch.float32)
-        loss = F.l1_loss(model(z, pairs.sigmas[idx].to(dev)), t)
+        z, t = z.float(), t.float()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            out = model(z, src_sig[idx.to(dev)])
+        loss = F.l1_loss(out.float(), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        lv = float(loss.detach())
+        # the running loss stays a device tensor (a float() per step would make the CPU wait for the GPU)
+        lv = loss.detach()
         running = lv if running is None else 0.98 * running + 0.02 * lv
-        if step % 100 == 0 or step == steps:
+        done = step == end or progress() >= 1.0
+        if step % 100 == 0 or step == steps or done:
+            running = float(running)
             history.append(dict(step=step, loss=running))
             log(f"step {step}/{steps}: loss {running:.5f} ({time.time() - t0:.0f} s)")
-        if ck_path is not None and (step % ckpt_every == 0 or step == end):
+        if ck_path is not None and (step % ckpt_every == 0 or done):
             _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), gen=gen.get_state(), step=step,
-                              history=json.dumps(history), running=running), ck_path)
+                              history=json.dumps(history), running=float(running), elapsed=elapsed()), ck_path)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -235,9 +260,11 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
 
 
 # ---------------------------------------------------------------------------------- command line
-def ct_problems(images, *, views: int, noise: float, seed: int):
+def ct_problems(images, *, views: int, noise: float, seed: int, device=None):
     """Sparse-view CT problems ``(A, truth, y, sigma)``: ``views`` angles over [0, π), Gaussian noise of
-    standard deviation ``noise`` times the clean sinogram's maximum (the benchmark's protocol)."""
+    standard deviation ``noise`` times the clean sinogram's maximum (the benchmark's protocol).
+
+    The problems are drawn on the CPU (the same noise on every device), then moved to ``device``."""
     from forward_models.radon import Radon
 
     ops: dict = {}
@@ -252,6 +279,9 @@ def ct_problems(images, *, views: int, noise: float, seed: int):
         s = noise * float(y0.max())
         g = torch.Generator().manual_seed(seed + i)
         out.append((A, x, y0 + s * torch.randn(y0.shape, generator=g), s))
+    if device is not None:
+        moved = {id(op): op.to(device) for op in ops.values()}
+        out = [(moved[id(A)], x.to(device), y.to(device), s) for A, x, y, s in out]
     return out
 
 
@@ -305,6 +335,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--every", type=int, default=2, help="keep every N-th denoiser call")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default=None, help="torch device for the solver runs and the training (e.g. cuda)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                   help="minutes of fine-tuning per round: the schedule follows the clock and ends on time "
+                        "(pass a large --steps); for hardware of unknown speed")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16: fine-tune under bfloat16 autocast")
     return p.parse_args(argv)
 
 
@@ -319,6 +354,8 @@ def main(argv=None) -> int:
         raise ValueError(f"--noise must be > 0, got {a.noise}")
     if a.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {a.rounds}")
+    if a.time_budget is not None and not a.time_budget > 0:
+        raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     from . import load_denoiser
     from .data import list_images, read_gray
     from .weights import WEIGHTS_DIR, save_weights, sha256_file
@@ -330,18 +367,21 @@ def main(argv=None) -> int:
     if set(train_idx) & set(eval_idx):
         raise ValueError("--train-images and --eval-images overlap")
     params = _solver_params(a.option)
-    train = ct_problems([read_gray(files[i]) for i in train_idx], views=a.views, noise=a.noise, seed=5000)
+    train = ct_problems([read_gray(files[i]) for i in train_idx], views=a.views, noise=a.noise, seed=5000,
+                        device=a.device)
     if len(train) < a.rounds:
         raise ValueError(f"--train-images gives {len(train)} images, fewer than --rounds {a.rounds}")
-    held = ct_problems([read_gray(files[i]) for i in eval_idx], views=a.views, noise=a.noise, seed=200)
-    model = load_denoiser(a.prior, weights=a.weights)
+    held = ct_problems([read_gray(files[i]) for i in eval_idx], views=a.views, noise=a.noise, seed=200,
+                       device=a.device)
+    model = load_denoiser(a.prior, weights=a.weights, device=a.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
     record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
                   start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
                   noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
-                  patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}", rounds=[])
+                  patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}",
+                  time_budget_min=a.time_budget, amp=a.amp, device=str(a.device or "cpu"), rounds=[])
     base = mean_psnr(model, held, solver=a.solver, **params)
     log(f"round 0 (start): held-out PnP PSNR {base:.3f} dB on {len(held)} images")
     pairs = None
@@ -351,16 +391,18 @@ def main(argv=None) -> int:
         new = collect_pairs(model, train[r - 1::a.rounds], solver=a.solver, every=a.every, **params)
         pairs = new if pairs is None else pairs + new
         log(f"round {r}: {len(new)} new pairs ({len(pairs)} in all, {time.time() - t0:.0f} s)")
+        budget = 60.0 * a.time_budget if a.time_budget else None
         hist = fine_tune(model, pairs, steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, seed=a.seed + r,
-                         checkpoint=out / f"round{r}.pt", log=log)
+                         checkpoint=out / f"round{r}.pt", time_budget=budget, amp=a.amp, log=log)
         v = mean_psnr(model, held, solver=a.solver, **params)
-        record["rounds"].append(dict(round=r, pairs=len(pairs), final_loss=hist[-1]["loss"], heldout_psnr=v,
-                                     minutes=(time.time() - t0) / 60))
+        record["rounds"].append(dict(round=r, pairs=len(pairs), steps=hist[-1]["step"], final_loss=hist[-1]["loss"],
+                                     heldout_psnr=v, minutes=(time.time() - t0) / 60))
         log(f"round {r}: held-out PnP PSNR {v:.3f} dB (start {base:.3f})")
-    record["heldout_psnr_start"] = base
-    dest = out / f"{a.name}.safetensors"
-    save_weights(model, dest, name=a.name, training=record)
-    log(f"wrote {dest} and its sidecar {dest.with_suffix('.json').name}")
+        # exported after every round (atomically), so a run stopped later still leaves the last finished round
+        record["heldout_psnr_start"] = base
+        dest = out / f"{a.name}.safetensors"
+        save_weights(model, dest, name=a.name, training=record)
+        log(f"wrote {dest} and its sidecar {dest.with_suffix('.json').name} (round {r} of {a.rounds})")
     return 0
 
 

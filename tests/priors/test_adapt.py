@@ -99,6 +99,27 @@ def test_fine_tune_rejects_bad_options():
         adapt.fine_tune(model, pairs, steps=1, patch=32)
     with pytest.raises(ValueError, match="steps"):
         adapt.fine_tune(model, pairs, steps=0, patch=8)
+    with pytest.raises(ValueError, match="time_budget"):
+        adapt.fine_tune(model, pairs, steps=1, patch=8, time_budget=0)
+    with pytest.raises(ValueError, match="amp"):
+        adapt.fine_tune(model, pairs, steps=1, patch=8, amp="fp8")
+
+
+def test_fine_tune_time_budget_ends_the_schedule_on_time(tmp_path):
+    # a step count no run reaches: the clock ends it, with the step and the elapsed time checkpointed
+    pairs = _toy_pairs()
+    model = _tiny_drunet()
+    before = [p.clone() for p in model.parameters()]
+    hist = adapt.fine_tune(model, pairs, steps=10**9, time_budget=1.0, patch=16, batch=2, amp="bf16",
+                           checkpoint=tmp_path / "t.pt", log=lambda m: None)
+    ck = torch.load(tmp_path / "t.pt", weights_only=True)
+    assert 0 < ck["step"] == hist[-1]["step"] < 10**9
+    assert 1.0 <= ck["elapsed"] < 30.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # bf16 autocast trained it
+    # resuming a finished budget does no further step
+    adapt.fine_tune(model, pairs, steps=10**9, time_budget=1.0, patch=16, batch=2, checkpoint=tmp_path / "t.pt",
+                    log=lambda m: None)
+    assert torch.load(tmp_path / "t.pt", weights_only=True)["step"] == ck["step"]
 
 
 def test_command_line_exports_weights_with_a_record(tmp_path):
@@ -127,6 +148,8 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
     assert den(torch.rand(1, 1, 16, 16), 0.1).shape == (1, 1, 16, 16)
     with pytest.raises(ValueError, match="--views"):
         adapt.main(["--out", str(tmp_path / "o3"), "--views", "7"])
+    with pytest.raises(ValueError, match="--time-budget"):
+        adapt.main(["--out", str(tmp_path / "o4"), "--time-budget", "-1"])
 
 
 def test_shipped_drunet_ct_beats_the_gaussian_drunet_on_held_out_ct():
