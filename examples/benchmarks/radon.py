@@ -10,7 +10,10 @@ recon-numba  ``forward_models.Radon`` compiled CPU kernel (the default on CPU), 
              ``A(x)`` / ``A.adjoint(y)``, including the base class's input validation.
 recon-raw    the same kernels through ``A._forward`` / ``A._adjoint`` (no validation, no autograd
              wrapper): shows how much of the call is the operator itself.
-recon-torch  ``forward_models.Radon(backend="torch")`` (the CUDA path, here run on CPU).
+recon-torch  ``forward_models.Radon(backend="torch")`` (gathers / index-adds, geometry recomputed per
+             call: the CUDA path for operators whose sparse matrices do not fit).
+recon-sparse ``forward_models.Radon(backend="sparse")``: the operator as CSR matrices built once (the
+             CUDA default; ``first ms`` is the first call, which builds them).
 skimage      ``skimage.transform.radon(circle=False)``; backprojection = ``iradon(filter_name=None,
              circle=False)`` (pixel-driven, unfiltered: the closest skimage has to Aᵀ).
 astra        ASTRA CPU ``linear`` (Joseph) projector, when ``import astra`` works.
@@ -27,6 +30,10 @@ allocations.  ``peak RSS`` is the whole process (Python, torch and numba include
 
 Threads: ``torch.set_num_threads(T)`` and ``numba.set_num_threads(T)`` with ``T = --threads`` (2).
 
+``--device cuda`` runs the recon implementations on the GPU (each timed call ends with
+``torch.cuda.synchronize()``) and reports the peak GPU memory allocated by the case
+(``torch.cuda.max_memory_allocated`` after a reset) in the ``peak ΔRSS`` column.
+
 Machine load: the 1-minute load average is printed before and after the run; on a shared machine
 absolute times scale with it, so compare the ``x skimage`` ratios (skimage runs in the same run,
 interleaved with the other implementations case by case).
@@ -37,6 +44,8 @@ Usage::
     python examples/benchmarks/radon.py --sizes 512 --repeats 7
     python examples/benchmarks/radon.py --sizes 256 --impls recon-numba recon-torch skimage
     python examples/benchmarks/radon.py --sizes 512 --impls recon-numba recon-raw skimage --repeats 7
+    python examples/benchmarks/radon.py --sizes 180 256 --angles 60 --impls recon-numba recon-torch recon-sparse
+    python examples/benchmarks/radon.py --device cuda --sizes 256 512 --impls recon-torch recon-sparse
 """
 
 from __future__ import annotations
@@ -53,12 +62,12 @@ import numpy as np
 
 from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
 
-IMPLS = ("recon-numba", "recon-raw", "recon-torch", "skimage", "astra")
+IMPLS = ("recon-numba", "recon-raw", "recon-torch", "recon-sparse", "skimage", "astra")
 ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------- one case (subprocess)
-def _make(impl: str, op: str, n: int, n_angles: int):
+def _make(impl: str, op: str, n: int, n_angles: int, device: str = "cpu"):
     """Return (setup, run): setup() builds the operator and the input, run(state) does one call."""
     theta = np.linspace(0.0, 180.0, n_angles, endpoint=False)
     rng = np.random.default_rng(0)
@@ -68,13 +77,16 @@ def _make(impl: str, op: str, n: int, n_angles: int):
 
         from forward_models import Radon, angles_from_degrees
 
-        backend = {"recon-numba": "numba", "recon-raw": "numba", "recon-torch": "torch"}[impl]
-        xt = torch.from_numpy(x)[None, None]
+        backend = {"recon-numba": "numba", "recon-raw": "numba", "recon-torch": "torch",
+                   "recon-sparse": "sparse"}[impl]
+        if device != "cpu" and backend == "numba":
+            raise ImportError("the numba kernels run on the CPU only")
+        xt = torch.from_numpy(x)[None, None].to(device)
 
         def setup():
-            A = Radon((n, n), angles_from_degrees(theta), backend=backend)
+            A = Radon((n, n), angles_from_degrees(theta), backend=backend).to(device)
             arg = xt if op == "forward" else torch.from_numpy(
-                rng.random((1, 1, A.n_detectors, n_angles), dtype=np.float32))
+                rng.random((1, 1, A.n_detectors, n_angles), dtype=np.float32)).to(device)
             if impl == "recon-raw":
                 return (A._forward if op == "forward" else A._adjoint), arg
             return (A if op == "forward" else A.adjoint), arg
@@ -116,8 +128,13 @@ def _make(impl: str, op: str, n: int, n_angles: int):
     raise ValueError(f"unknown implementation {impl!r}")
 
 
-def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: int) -> dict:
+def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: int, device: str = "cpu") -> dict:
     import torch
+
+    if device != "cpu" and not impl.startswith("recon"):
+        return {"skipped": f"{impl}: runs on the CPU only"}
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     torch.set_num_threads(threads)
     try:
@@ -127,23 +144,33 @@ def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: i
     except ImportError:
         pass
     try:
-        setup_small, run_small = _make(impl, op, 32, n_angles)
+        setup_small, run_small = _make(impl, op, 32, n_angles, device)
     except ImportError as exc:
         return {"skipped": f"{impl}: {exc}"}
-    run_small(setup_small())  # imports, JIT / cache load
-    setup, run = _make(impl, op, n, n_angles)
+    run_small(setup_small())  # imports, JIT / cache load, CUDA context
+    sync()
+    setup, run = _make(impl, op, n, n_angles, device)
     reset = reset_peak()
     base = rss_mb()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base_gpu = torch.cuda.memory_allocated() / 2**20
     state = setup()
-    run(state)  # warm-up
+    t0 = time.perf_counter()
+    run(state)  # warm-up (builds the sparse matrices of recon-sparse)
+    sync()
+    first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         run(state)
+        sync()
         times.append(time.perf_counter() - t0)
     peak = peak_mb()
-    return {"median_s": float(np.median(times)), "min_s": float(min(times)), "peak_delta_mb": peak - base,
-            "peak_mb": peak, "peak_reset": reset}
+    if cuda:
+        peak, base = torch.cuda.max_memory_allocated() / 2**20, base_gpu
+    return {"median_s": float(np.median(times)), "min_s": float(min(times)), "first_s": first,
+            "peak_delta_mb": peak - base, "peak_mb": peak, "peak_reset": reset}
 
 
 # ---------------------------------------------------------------------------- driver
@@ -155,11 +182,12 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--impls", nargs="+", default=["recon-numba", "skimage", "astra"], choices=IMPLS,
                    help="recon-torch (the CUDA code path) is slow on CPU and off by default")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (recon implementations only)")
     p.add_argument("--case", nargs=3, metavar=("IMPL", "OP", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.case:
         impl, op, n = args.case
-        print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads)))
+        print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads, args.device)))
         return
     load_before = os.getloadavg()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -169,7 +197,7 @@ def main(argv=None) -> None:
         for op in ("forward", "adjoint"):
             for impl in args.impls:
                 cmd = [sys.executable, __file__, "--case", impl, op, str(n), "--angles", str(args.angles),
-                       "--repeats", str(args.repeats), "--threads", str(args.threads)]
+                       "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device]
                 res = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if res.returncode != 0:
                     print(f"[{impl} {op} {n}] failed:\n{res.stderr[-2000:]}", file=sys.stderr)
@@ -181,11 +209,11 @@ def main(argv=None) -> None:
                 rows.append((n, op, impl, out))
                 print(f"  {n}² {op:8s} {impl:12s} {out['median_s'] * 1e3:9.1f} ms", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
-    print(f"\nRadon benchmark: {args.angles} angles, float32, {args.threads} threads, "
+    print(f"\nRadon benchmark: {args.angles} angles, float32, device {args.device}, {args.threads} threads, "
           f"median of {args.repeats} (after warm-up); cpu count {os.cpu_count()}; "
           f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'x skimage':>10} {'x sk.radon':>10} "
-          f"{'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
+    print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'first ms':>9} {'x skimage':>10} "
+          f"{'x sk.radon':>10} {'x torch':>8} {'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
 
     def ratio(ref, out):
         return f"{ref['median_s'] / out['median_s']:10.1f}" if ref else f"{'-':>10}"
@@ -193,10 +221,14 @@ def main(argv=None) -> None:
     for n, op, impl, out in rows:
         ref = next((o for m, q, i, o in rows if m == n and q == op and i == "skimage"), None)
         ref_radon = next((o for m, q, i, o in rows if m == n and q == "forward" and i == "skimage"), None)
+        ref_torch = next((o for m, q, i, o in rows if m == n and q == op and i == "recon-torch"), None)
+        xt = f"{ref_torch['median_s'] / out['median_s']:8.1f}" if ref_torch else f"{'-':>8}"
         print(f"{n:>5}² {op:8} {impl:12} {out['median_s'] * 1e3:10.1f} {out['min_s'] * 1e3:8.1f} "
-              f"{ratio(ref, out)} {ratio(ref_radon, out)} {out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
+              f"{out['first_s'] * 1e3:9.1f} {ratio(ref, out)} {ratio(ref_radon, out)} {xt} "
+              f"{out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
     print("(skimage adjoint = iradon(filter_name=None), a pixel-driven backprojection; x skimage = skimage "
-          "median / median for the same op; x sk.radon = skimage radon (forward) median / median)")
+          "median / median for the same op; x sk.radon = skimage radon (forward) median / median; x torch = "
+          "recon-torch median / median; with --device cuda the memory columns are GPU memory allocated)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from forward_models.radon import FILTERS, Radon, angles_from_degrees, fbp, n_det
 skt = pytest.importorskip("skimage.transform")
 skdata = pytest.importorskip("skimage.data")
 
-BACKENDS = ["torch"] + (["numba"] if importlib.util.find_spec("numba") else [])
+BACKENDS = ["torch", "sparse"] + (["numba"] if importlib.util.find_spec("numba") else [])
 ODD_ANGLES = np.array([0.0, 0.3, np.pi / 4, 1.0, np.pi / 2, 2.0, 3.0, np.pi, 4.2, -0.7, 7.0])
 
 
@@ -126,6 +126,37 @@ def test_autograd_uses_adjoint(backend):
     y = torch.randn((1, *op.out_shape), dtype=torch.float64)
     (g,) = torch.autograd.grad(0.5 * (op(x) - y).pow(2).sum(), x)
     torch.testing.assert_close(g, op.adjoint(op(x.detach()) - y))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_sparse_matrix_agrees_with_the_gather_path(dtype, tol):
+    a = Radon((21, 17), ODD_ANGLES, channels=2, backend="sparse")
+    b = Radon((21, 17), ODD_ANGLES, channels=2, backend="torch", chunk_samples=5000)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn((3, *a.in_shape), generator=g, dtype=dtype)
+    y = torch.randn((3, *a.out_shape), generator=g, dtype=dtype)
+    assert _rel(a(x), b(x)) <= tol
+    assert _rel(a.adjoint(y), b.adjoint(y)) <= tol
+    # the bound "auto" checks holds for what is built
+    mats = a._sparse_pair(torch.device("cpu"), torch.float32)
+    built = sum(m.values().numel() * 8 + m.crow_indices().numel() * 4 for m in mats)
+    assert built <= a.sparse_nbytes()
+    assert mats[0].shape == (a.n_detectors * a.n_angles, 21 * 17) == mats[1].shape[::-1]
+
+
+def test_auto_backend_choice(monkeypatch):
+    import forward_models.radon as radon_mod
+
+    calls = []
+    monkeypatch.setattr(Radon, "_forward_torch", lambda self, x: calls.append("torch") or torch.zeros(1))
+    monkeypatch.setattr(Radon, "_sparse_apply", lambda self, x, adjoint: calls.append("sparse") or torch.zeros(1))
+    x = torch.rand(1, 1, 9, 9)
+    monkeypatch.setattr(radon_mod, "_numba_available", lambda: False)  # CPU without numba
+    Radon((9, 9), ODD_ANGLES[:3])._forward(x)
+    monkeypatch.setattr(radon_mod, "SPARSE_MAX_BYTES", 0)  # matrices over the memory limit
+    Radon((9, 9), ODD_ANGLES[:3])._forward(x)
+    Radon((9, 9), ODD_ANGLES[:3], backend="sparse")._forward(x)  # asked for: built regardless
+    assert calls == ["sparse", "torch", "sparse"]
 
 
 def test_half_precision_follows_input():
