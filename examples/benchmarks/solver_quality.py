@@ -119,9 +119,12 @@ def coordinate(args):
     tasks = [(i, img, enc, base, args.device, threads) for i, img in zip(indices, imgs) for enc in names]
     pool = None
     if args.jobs > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=args.jobs)
+        # spawned, not forked: the parent may already hold a CUDA context (the prior loaded with
+        # --device cuda), which a forked child cannot use
+        pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
         # results arrive in task order, each printed as soon as it (and those before it) are done
         for i, enc, p, t in (pool.map if pool else map)(_coordinate_fit, tasks):
