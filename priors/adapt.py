@@ -24,7 +24,9 @@ and the command line, for sparse-view CT on Train400::
     python -m priors.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 3 \
         --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1
 
-(the recipe of the shipped ``drunet-ct``; its sidecar holds the exact command).
+(the recipe of the shipped ``drunet-ct``; its sidecar holds the exact command).  Started again with
+the same ``--out``, a stopped run reads back the pairs of the rounds it recorded (refusing pairs of other
+options) and resumes the fine-tuning from its checkpoints.
 
 What it gains is measured in ``recon/solvers/defaults.py`` (entries of ``"drunet-ct"``).
 """
@@ -87,6 +89,35 @@ class IteratePairs:
     def __add__(self, other: "IteratePairs") -> "IteratePairs":
         return IteratePairs(torch.cat([self.inputs, other.inputs]), torch.cat([self.sigmas, other.sigmas]),
                             torch.cat([self.targets, other.targets]))
+
+
+def save_pairs(pairs: IteratePairs, path, *, key: dict | None = None) -> None:
+    """Write ``pairs`` to a safetensors file (atomically), with ``key`` (JSON-able: what produced them)."""
+    from safetensors.torch import save
+
+    from .weights import _atomic_write_bytes
+
+    data = save({"inputs": pairs.inputs.contiguous(), "sigmas": pairs.sigmas.contiguous(),
+                 "targets": pairs.targets.contiguous()}, metadata={"key": json.dumps(key or {}, sort_keys=True)})
+    _atomic_write_bytes(Path(path), data)
+
+
+def load_pairs(path, *, key: dict | None = None) -> IteratePairs:
+    """Read pairs written by :func:`save_pairs`; ``key`` given: it must equal the stored one (else
+    ``ValueError`` naming the file), so pairs of other options are never reused."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = json.loads((f.metadata() or {}).get("key", "{}"))
+            t = {k: f.get_tensor(k) for k in ("inputs", "sigmas", "targets")}
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise ValueError(f"{path}: not a readable pairs file ({err}); delete it to record again") from err
+    if key is not None and stored != json.loads(json.dumps(key, sort_keys=True)):
+        raise ValueError(f"{path} holds pairs recorded with other options ({stored}); use another --out "
+                         f"or delete it")
+    return IteratePairs(t["inputs"], t["sigmas"], t["targets"])
 
 
 def collect_pairs(denoiser, problems, *, solver: str = "pnp-admm", every: int = 2, **params) -> IteratePairs:
@@ -314,7 +345,10 @@ def _solver_params(items) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="folder for the round checkpoints and the exported weights")
+    p.add_argument("--out", required=True,
+                   help="folder for the round checkpoints, each round's recorded pairs (pairs_roundN.safetensors, "
+                        "~180 MB per 130 Train400 images; read back when a stopped run is started again) and the "
+                        "exported weights")
     p.add_argument("--prior", default="drunet", help="learned denoiser to adapt (shipped weights unless --weights)")
     p.add_argument("--weights", default=None, help="start from these weights instead of the shipped ones")
     p.add_argument("--name", default="drunet-ct", help="name recorded in the exported weights' sidecar")
@@ -385,10 +419,20 @@ def main(argv=None) -> int:
     base = mean_psnr(model, held, solver=a.solver, **params)
     log(f"round 0 (start): held-out PnP PSNR {base:.3f} dB on {len(held)} images")
     pairs = None
+    # what a round's pairs depend on: a cached file of other options is refused, not reused
+    # (a round's pairs depend on all training before it, so every option but the command line itself)
+    key = dict(record, command=None, rounds=a.rounds, seed=a.seed)
     for r in range(1, a.rounds + 1):
         t0 = time.time()
-        # each round records on its own share of the images (interleaved): new problems every round
-        new = collect_pairs(model, train[r - 1::a.rounds], solver=a.solver, every=a.every, **params)
+        cache = out / f"pairs_round{r}.safetensors"
+        if cache.exists():
+            # a resumed run: the finished rounds' pairs are read back, not recorded again
+            new = load_pairs(cache, key=dict(key, round=r))
+            log(f"round {r}: {len(new)} pairs read from {cache}")
+        else:
+            # each round records on its own share of the images (interleaved): new problems every round
+            new = collect_pairs(model, train[r - 1::a.rounds], solver=a.solver, every=a.every, **params)
+            save_pairs(new, cache, key=dict(key, round=r))
         pairs = new if pairs is None else pairs + new
         log(f"round {r}: {len(new)} new pairs ({len(pairs)} in all, {time.time() - t0:.0f} s)")
         budget = 60.0 * a.time_budget if a.time_budget else None

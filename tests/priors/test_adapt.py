@@ -150,6 +150,35 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
         adapt.main(["--out", str(tmp_path / "o3"), "--views", "7"])
     with pytest.raises(ValueError, match="--time-budget"):
         adapt.main(["--out", str(tmp_path / "o4"), "--time-budget", "-1"])
+    # each round's pairs were kept; they are what the round trained on
+    cached = adapt.load_pairs(out / "pairs_round1.safetensors")
+    assert len(cached) == rounds[0]["pairs"] and cached.inputs.dtype == torch.float16
+
+
+def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
+    with tempfile.TemporaryDirectory(prefix="priors-adapt-") as d:
+        folder = Path(d)
+        cam = data.camera()
+        for i, (r, c) in enumerate([(0, 0), (100, 200), (300, 60)]):
+            io.imsave(folder / f"{i:02d}.png", cam[r:r + 24, c:c + 24], check_contrast=False)
+        start = tmp_path / "tiny.safetensors"
+        save_weights(_tiny_drunet(), start, dtype="float32")
+        out = tmp_path / "out"
+        args = ["--out", str(out), "--weights", str(start), "--views", "8", "--train-folder", str(folder),
+                "--train-images", "0:2", "--eval-images", "2:3", "--rounds", "2", "--steps", "2", "--patch", "16",
+                "--batch", "2", "--option", "n_iter=3", "--option", "cg_max_iter=2"]
+        assert adapt.main(args) == 0
+        first = (out / "drunet-ct.safetensors").read_bytes()
+        # a rerun in the same folder (a resume after the end) records nothing and gives the same weights
+        monkeypatch.setattr(adapt, "collect_pairs", lambda *a, **k: pytest.fail("recorded again"))
+        assert adapt.main(args) == 0
+        assert (out / "drunet-ct.safetensors").read_bytes() == first
+        # pairs of other options are refused, not reused
+        with pytest.raises(ValueError, match="pairs_round1.safetensors.*other options"):
+            adapt.main(args[:-1] + ["cg_max_iter=3"])
+    (out / "pairs_round1.safetensors").write_bytes(b"damaged")
+    with pytest.raises(ValueError, match="not a readable pairs file"):
+        adapt.load_pairs(out / "pairs_round1.safetensors")
 
 
 def test_shipped_drunet_ct_beats_the_gaussian_drunet_on_held_out_ct():
