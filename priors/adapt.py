@@ -356,6 +356,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.01, help="noise std relative to the sinogram maximum")
     p.add_argument("--train-folder", default="../shared/data/train400")
     p.add_argument("--train-images", default="8:392", help="START:STOP of the sorted training folder")
+    p.add_argument("--size", type=int, default=None,
+                   help="resize every image to SIZE x SIZE first (anti-aliased cubic, as the Set12 CT benchmark "
+                        "does): the streaks of a view count depend on the image size in pixels")
     p.add_argument("--eval-images", default="0:8", help="START:STOP judged after each round (not trained on)")
     p.add_argument("--solver", default="pnp-admm")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -388,6 +391,8 @@ def main(argv=None) -> int:
         raise ValueError(f"--noise must be > 0, got {a.noise}")
     if a.rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {a.rounds}")
+    if a.size is not None and a.size < 8:
+        raise ValueError(f"--size must be at least 8 pixels, got {a.size}")
     if a.time_budget is not None and not a.time_budget > 0:
         raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     from . import load_denoiser
@@ -401,18 +406,27 @@ def main(argv=None) -> int:
     if set(train_idx) & set(eval_idx):
         raise ValueError("--train-images and --eval-images overlap")
     params = _solver_params(a.option)
-    train = ct_problems([read_gray(files[i]) for i in train_idx], views=a.views, noise=a.noise, seed=5000,
+
+    def read(i):
+        img = read_gray(files[i])
+        if a.size is not None and img.shape != (a.size, a.size):
+            from skimage.transform import resize
+
+            img = np.clip(resize(img, (a.size, a.size), anti_aliasing=True, order=3), 0, 1)
+        return img
+
+    train = ct_problems([read(i) for i in train_idx], views=a.views, noise=a.noise, seed=5000,
                         device=a.device)
     if len(train) < a.rounds:
         raise ValueError(f"--train-images gives {len(train)} images, fewer than --rounds {a.rounds}")
-    held = ct_problems([read_gray(files[i]) for i in eval_idx], views=a.views, noise=a.noise, seed=200,
+    held = ct_problems([read(i) for i in eval_idx], views=a.views, noise=a.noise, seed=200,
                        device=a.device)
     model = load_denoiser(a.prior, weights=a.weights, device=a.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
     record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
                   start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
-                  noise=a.noise, solver=a.solver, params=params, train_folder=str(a.train_folder),
+                  noise=a.noise, size=a.size, solver=a.solver, params=params, train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
                   patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}",
                   time_budget_min=a.time_budget, amp=a.amp, device=str(a.device or "cpu"), rounds=[])

@@ -150,6 +150,8 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
         adapt.main(["--out", str(tmp_path / "o3"), "--views", "7"])
     with pytest.raises(ValueError, match="--time-budget"):
         adapt.main(["--out", str(tmp_path / "o4"), "--time-budget", "-1"])
+    with pytest.raises(ValueError, match="--size"):
+        adapt.main(["--out", str(tmp_path / "o5"), "--size", "4"])
     # each round's pairs were kept; they are what the round trained on
     cached = adapt.load_pairs(out / "pairs_round1.safetensors")
     assert len(cached) == rounds[0]["pairs"] and cached.inputs.dtype == torch.float16
@@ -166,8 +168,9 @@ def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
         out = tmp_path / "out"
         args = ["--out", str(out), "--weights", str(start), "--views", "8", "--train-folder", str(folder),
                 "--train-images", "0:2", "--eval-images", "2:3", "--rounds", "2", "--steps", "2", "--patch", "16",
-                "--batch", "2", "--option", "n_iter=3", "--option", "cg_max_iter=2"]
+                "--batch", "2", "--size", "20", "--option", "n_iter=3", "--option", "cg_max_iter=2"]
         assert adapt.main(args) == 0
+        assert adapt.load_pairs(out / "pairs_round1.safetensors").inputs.shape[-2:] == (20, 20)  # --size
         first = (out / "drunet-ct.safetensors").read_bytes()
         # a rerun in the same folder (a resume after the end) records nothing and gives the same weights
         monkeypatch.setattr(adapt, "collect_pairs", lambda *a, **k: pytest.fail("recorded again"))
