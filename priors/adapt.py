@@ -433,8 +433,8 @@ def main(argv=None) -> int:
     base = mean_psnr(model, held, solver=a.solver, **params)
     log(f"round 0 (start): held-out PnP PSNR {base:.3f} dB on {len(held)} images")
     pairs = None
-    # what a round's pairs depend on: a cached file of other options is refused, not reused
-    # (a round's pairs depend on all training before it, so every option but the command line itself)
+    # what a round's pairs depend on (all training before it: every option but the command line's text);
+    # a cached pairs file of other options is refused, not reused
     key = dict(record, command=None, rounds=a.rounds, seed=a.seed)
     for r in range(1, a.rounds + 1):
         t0 = time.time()
