@@ -433,20 +433,24 @@ def main(argv=None) -> int:
     base = mean_psnr(model, held, solver=a.solver, **params)
     log(f"round 0 (start): held-out PnP PSNR {base:.3f} dB on {len(held)} images")
     pairs = None
-    # what a round's pairs depend on (all training before it: every option but the command line's text);
-    # a cached pairs file of other options is refused, not reused
-    key = dict(record, command=None, rounds=a.rounds, seed=a.seed)
+    # what a round's pairs depend on: the problems, the solver and the start weights, and from round 2 on
+    # the training of the rounds before it; a cached pairs file of other options is refused, not reused
+    key = {k: record[k] for k in ("start_sha256", "start", "views", "noise", "size", "solver", "params",
+                                  "train_folder", "train_images", "every", "device")}
+    key["rounds"] = a.rounds
+    training = dict(steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, time_budget_min=a.time_budget, amp=a.amp,
+                    seed=a.seed)
     for r in range(1, a.rounds + 1):
         t0 = time.time()
         cache = out / f"pairs_round{r}.safetensors"
         if cache.exists():
             # a resumed run: the finished rounds' pairs are read back, not recorded again
-            new = load_pairs(cache, key=dict(key, round=r))
+            new = load_pairs(cache, key=dict(key, round=r, training=training if r > 1 else None))
             log(f"round {r}: {len(new)} pairs read from {cache}")
         else:
             # each round records on its own share of the images (interleaved): new problems every round
             new = collect_pairs(model, train[r - 1::a.rounds], solver=a.solver, every=a.every, **params)
-            save_pairs(new, cache, key=dict(key, round=r))
+            save_pairs(new, cache, key=dict(key, round=r, training=training if r > 1 else None))
         pairs = new if pairs is None else pairs + new
         log(f"round {r}: {len(new)} new pairs ({len(pairs)} in all, {time.time() - t0:.0f} s)")
         budget = 60.0 * a.time_budget if a.time_budget else None

@@ -176,9 +176,14 @@ def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
         monkeypatch.setattr(adapt, "collect_pairs", lambda *a, **k: pytest.fail("recorded again"))
         assert adapt.main(args) == 0
         assert (out / "drunet-ct.safetensors").read_bytes() == first
-        # pairs of other options are refused, not reused
+        # pairs of other options are refused, not reused: the solver's options for every round, the
+        # training options from round 2 on (round 1 records with the start weights, before any training)
         with pytest.raises(ValueError, match="pairs_round1.safetensors.*other options"):
             adapt.main(args[:-1] + ["cg_max_iter=3"])
+        more_steps = list(args)
+        more_steps[args.index("--steps") + 1] = "3"
+        with pytest.raises(ValueError, match="pairs_round2.safetensors.*other options"):
+            adapt.main(more_steps)
     (out / "pairs_round1.safetensors").write_bytes(b"damaged")
     with pytest.raises(ValueError, match="not a readable pairs file"):
         adapt.load_pairs(out / "pairs_round1.safetensors")
