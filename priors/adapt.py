@@ -24,7 +24,9 @@ and the command line, for sparse-view CT on Train400::
     python -m priors.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 3 \
         --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1
 
-(the recipe of the shipped ``drunet-ct``; its sidecar holds the exact command).  Started again with
+(the recipe of the shipped ``drunet-ct``'s first phase; a second round from it at the benchmark's
+256x256, ``--prior drunet-ct --size 256 --train-images 8:136 --rounds 1 --steps 1500``, followed; its
+sidecar holds both commands).  Started again with
 the same ``--out``, a stopped run reads back the pairs of the rounds it recorded (refusing pairs of other
 options) and resumes the fine-tuning from its checkpoints.
 
