@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -122,22 +121,28 @@ def test_fine_tune_time_budget_ends_the_schedule_on_time(tmp_path):
     assert torch.load(tmp_path / "t.pt", weights_only=True)["step"] == ck["step"]
 
 
+def _tiny_run_args(tmp_path: Path, *extra: str) -> list[str]:
+    """The command line of a 2-round adaptation on a folder of three 24x24 camera crops (0-1 trained on,
+    2 held out) from tiny start weights, output in ``tmp_path / "out"``; the solver options come last."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    cam = data.camera()
+    for i, (r, c) in enumerate([(0, 0), (100, 200), (300, 60)]):
+        io.imsave(folder / f"{i:02d}.png", cam[r:r + 24, c:c + 24], check_contrast=False)
+    start = tmp_path / "tiny.safetensors"
+    save_weights(_tiny_drunet(), start, dtype="float32")
+    return ["--out", str(tmp_path / "out"), "--weights", str(start), "--views", "8", "--train-folder", str(folder),
+            "--train-images", "0:2", "--eval-images", "2:3", "--rounds", "2", "--steps", "2", "--patch", "16",
+            "--batch", "2", *extra, "--option", "n_iter=3", "--option", "cg_max_iter=2"]
+
+
 def test_command_line_exports_weights_with_a_record(tmp_path):
-    with tempfile.TemporaryDirectory(prefix="priors-adapt-") as d:
-        folder = Path(d)
-        cam = data.camera()
-        for i, (r, c) in enumerate([(0, 0), (100, 200), (300, 60)]):
-            io.imsave(folder / f"{i:02d}.png", cam[r:r + 24, c:c + 24], check_contrast=False)
-        start = tmp_path / "tiny.safetensors"
-        save_weights(_tiny_drunet(), start, dtype="float32")
-        out = tmp_path / "out"
-        args = ["--out", str(out), "--weights", str(start), "--views", "8", "--train-folder", str(folder),
-                "--train-images", "0:2", "--eval-images", "2:3", "--rounds", "2", "--steps", "2", "--patch", "16",
-                "--batch", "2", "--name", "tiny-ct", "--option", "n_iter=3", "--option", "cg_max_iter=2"]
-        assert adapt.main(args) == 0
-        with pytest.raises(ValueError, match="overlap"):
-            adapt.main(["--out", str(tmp_path / "o2"), "--train-images", "0:2", "--eval-images", "1:3",
-                        "--train-folder", str(folder)])
+    args = _tiny_run_args(tmp_path, "--name", "tiny-ct")
+    out = tmp_path / "out"
+    assert adapt.main(args) == 0
+    with pytest.raises(ValueError, match="overlap"):
+        adapt.main(["--out", str(tmp_path / "o2"), "--train-images", "0:2", "--eval-images", "1:3",
+                    "--train-folder", str(tmp_path / "train")])
     side = json.loads((out / "tiny-ct.json").read_text())
     assert side["name"] == "tiny-ct"
     rounds = side["training"]["rounds"]
@@ -158,32 +163,23 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
 
 
 def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
-    with tempfile.TemporaryDirectory(prefix="priors-adapt-") as d:
-        folder = Path(d)
-        cam = data.camera()
-        for i, (r, c) in enumerate([(0, 0), (100, 200), (300, 60)]):
-            io.imsave(folder / f"{i:02d}.png", cam[r:r + 24, c:c + 24], check_contrast=False)
-        start = tmp_path / "tiny.safetensors"
-        save_weights(_tiny_drunet(), start, dtype="float32")
-        out = tmp_path / "out"
-        args = ["--out", str(out), "--weights", str(start), "--views", "8", "--train-folder", str(folder),
-                "--train-images", "0:2", "--eval-images", "2:3", "--rounds", "2", "--steps", "2", "--patch", "16",
-                "--batch", "2", "--size", "20", "--option", "n_iter=3", "--option", "cg_max_iter=2"]
-        assert adapt.main(args) == 0
-        assert adapt.load_pairs(out / "pairs_round1.safetensors").inputs.shape[-2:] == (20, 20)  # --size
-        first = (out / "drunet-ct.safetensors").read_bytes()
-        # a rerun in the same folder (a resume after the end) records nothing and gives the same weights
-        monkeypatch.setattr(adapt, "collect_pairs", lambda *a, **k: pytest.fail("recorded again"))
-        assert adapt.main(args) == 0
-        assert (out / "drunet-ct.safetensors").read_bytes() == first
-        # pairs of other options are refused, not reused: the solver's options for every round, the
-        # training options from round 2 on (round 1 records with the start weights, before any training)
-        with pytest.raises(ValueError, match="pairs_round1.safetensors.*other options"):
-            adapt.main(args[:-1] + ["cg_max_iter=3"])
-        more_steps = list(args)
-        more_steps[args.index("--steps") + 1] = "3"
-        with pytest.raises(ValueError, match="pairs_round2.safetensors.*other options"):
-            adapt.main(more_steps)
+    args = _tiny_run_args(tmp_path, "--size", "20")
+    out = tmp_path / "out"
+    assert adapt.main(args) == 0
+    assert adapt.load_pairs(out / "pairs_round1.safetensors").inputs.shape[-2:] == (20, 20)  # --size
+    first = (out / "drunet-ct.safetensors").read_bytes()
+    # a rerun in the same folder (a resume after the end) records nothing and gives the same weights
+    monkeypatch.setattr(adapt, "collect_pairs", lambda *a, **k: pytest.fail("recorded again"))
+    assert adapt.main(args) == 0
+    assert (out / "drunet-ct.safetensors").read_bytes() == first
+    # pairs of other options are refused, not reused: the solver's options for every round, the
+    # training options from round 2 on (round 1 records with the start weights, before any training)
+    with pytest.raises(ValueError, match="pairs_round1.safetensors.*other options"):
+        adapt.main(args[:-1] + ["cg_max_iter=3"])
+    more_steps = list(args)
+    more_steps[args.index("--steps") + 1] = "3"
+    with pytest.raises(ValueError, match="pairs_round2.safetensors.*other options"):
+        adapt.main(more_steps)
     (out / "pairs_round1.safetensors").write_bytes(b"damaged")
     with pytest.raises(ValueError, match="not a readable pairs file"):
         adapt.load_pairs(out / "pairs_round1.safetensors")
