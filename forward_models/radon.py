@@ -283,8 +283,9 @@ class Radon(LinearOperator):
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
     def sparse_nbytes(self) -> int:
-        """Upper bound (bytes) of the two CSR matrices of the ``"sparse"`` backend in float32 (int32
-        indices): 12 bytes per entry before duplicates are summed, twice, plus the row pointers."""
+        """Upper bound (bytes) of the two CSR matrices of the ``"sparse"`` backend: four entries per ray
+        sample before duplicates are summed, 12 bytes each (a float64 value and an int32 column index;
+        float32 needs 8), for the matrix and its transpose, plus the row pointers."""
         g = self._geom
         samples = int(np.clip(g.thi - g.tlo + 1, 0, None).sum())
         h, w = self.image_shape
