@@ -134,7 +134,7 @@ DEFAULTS: dict[tuple, dict] = {
     # (74 minutes on one shared core); held-out Train400 0-7 at 256x256: 29.85 -> 30.07 dB.  The values above
     # are kept (tuned for the first phase).  Set12 benchmark (solver_quality.py --task ct --full --prior
     # drunet-ct --no-ct-adapted): PnP-ADMM 26.21 dB (was 25.83; TV 25.02, FBP 21.25): TV + 1 is met without
-    # the ensemble, FBP + 6 (27.25) is not.
+    # the ensemble, FBP + 6 (27.25) is not.  With --ensemble (x8): 26.28 dB for 6x the time.
     ("pnp-admm", "radon", "drunet-ct"): dict(lam_per_sigma2=0.6, lam=1.44, denoiser_sigma0=0.2,
                                              denoiser_sigma_end=0.1, n_iter=20, rho_schedule="increasing",
                                              cg_max_iter=8),
