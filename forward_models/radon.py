@@ -30,12 +30,13 @@ The adjoint (backprojection) scatters each sinogram value onto the same bilinear
 * ``"torch"`` (used by ``"auto"`` only where the matrices below would not fit): gathers / index-adds
   over chunks of angles, recomputing the sample geometry on every call, with memory bounded by
   ``chunk_samples``.
-* ``"sparse"`` (CUDA, and CPU without numba, by default when it fits in ``SPARSE_MAX_BYTES``): the operator as an explicit sparse
-  matrix (CSR, the same bilinear weights, built once per device and dtype from the float64 geometry,
-  duplicate entries summed) and its transpose; ``A x`` and ``Aᵀ y`` are then one sparse-dense product
-  each (cuSPARSE on CUDA), with no per-call geometry work and no atomics.  8 bytes per non-zero per
-  matrix in float32: 0.14 GB for both at 256x256 with 60 views (8.6 M non-zeros; the bound
-  :meth:`Radon.sparse_nbytes` that ``"auto"`` checks says 0.38 GB); building them takes ~2 s once.
+* ``"sparse"`` (CUDA, and CPU without numba, by default when it fits in ``SPARSE_MAX_BYTES``): the
+  operator as an explicit sparse matrix (CSR, the same bilinear weights, built once per device and
+  dtype from the float64 geometry, duplicate entries summed) and its transpose; ``A x`` and ``Aᵀ y``
+  are then one sparse-dense product each (cuSPARSE on CUDA), with no per-call geometry work and no
+  atomics.  8 bytes per non-zero per matrix in float32: 0.14 GB for both at 256x256 with 60 views
+  (8.6 M non-zeros; the bound :meth:`Radon.sparse_nbytes` that ``"auto"`` checks says 0.38 GB);
+  building them takes ~2 s once.
 
 :func:`fbp` is scikit-image's filtered backprojection (same filters and scale as ``iradon``), so
 ``fbp(A x)`` approximates ``x``; it is *not* the pseudo-inverse and not ``Aᵀ``.
@@ -56,7 +57,7 @@ from .registry import register
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 BACKENDS = ("auto", "numba", "torch", "sparse")
-SPARSE_MAX_BYTES = 2 ** 30  # "auto" on CUDA builds the sparse matrices only when both fit in this
+SPARSE_MAX_BYTES = 2 ** 30  # "auto" builds the sparse matrices only when their bound (sparse_nbytes) fits
 _PAD = 3  # zero border (pixels) that makes every visited sample's 2x2 footprint addressable
 
 
@@ -234,6 +235,10 @@ class Radon(LinearOperator):
         self.in_shape = (self.channels, *self.image_shape)
         self.out_shape = (self.channels, self.n_detectors, len(ang))
         self.register_buffer("angles", torch.from_numpy(ang.copy()))
+        # the sparse backend's memory bound, fixed by the geometry ("auto" checks it on every call)
+        samples = int(np.clip(self._geom.thi - self._geom.tlo + 1, 0, None).sum())
+        self._sparse_bound = 2 * 12 * 4 * samples + 4 * (self.n_detectors * len(ang) + self.image_shape[0]
+                                                         * self.image_shape[1] + 2)
 
     @property
     def n_angles(self) -> int:
@@ -286,10 +291,7 @@ class Radon(LinearOperator):
         """Upper bound (bytes) of the two CSR matrices of the ``"sparse"`` backend: four entries per ray
         sample before duplicates are summed, 12 bytes each (a float64 value and an int32 column index;
         float32 needs 8), for the matrix and its transpose, plus the row pointers."""
-        g = self._geom
-        samples = int(np.clip(g.thi - g.tlo + 1, 0, None).sum())
-        h, w = self.image_shape
-        return 2 * 12 * 4 * samples + 4 * (g.n_det * self.n_angles + h * w + 2)
+        return self._sparse_bound
 
     def _sparse_pair(self, device, dtype):
         """``(A, Aᵀ)`` as CSR tensors on ``device`` in ``dtype`` (built once, cached like casted buffers)."""
@@ -304,13 +306,13 @@ class Radon(LinearOperator):
             m = sp.coo_matrix((v, (r, c)), shape=shape).tocsr()  # sums duplicate entries
             m.eliminate_zeros()
 
-            def to_torch(c):
-                c.sort_indices()
+            def to_torch(csr):
+                csr.sort_indices()
                 with warnings.catch_warnings():  # torch calls its CSR support "beta" on every construction
                     warnings.simplefilter("ignore", UserWarning)
                     return torch.sparse_csr_tensor(
-                        torch.from_numpy(c.indptr.astype(np.int32)), torch.from_numpy(c.indices.astype(np.int32)),
-                        torch.from_numpy(c.data).to(dtype), size=c.shape, check_invariants=True).to(device)
+                        torch.from_numpy(csr.indptr.astype(np.int32)), torch.from_numpy(csr.indices.astype(np.int32)),
+                        torch.from_numpy(csr.data).to(dtype), size=csr.shape, check_invariants=True).to(device)
 
             hit = (to_torch(m), to_torch(m.T.tocsr()))
             self._cast_cache[key] = hit
