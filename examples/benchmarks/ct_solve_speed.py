@@ -1,7 +1,8 @@
 """Time whole sparse-view CT reconstructions with each Radon backend, on the CPU or a GPU.
 
-The problem is the quality benchmark's (60 views over [0, π), Gaussian noise of 1% of the sinogram's
-maximum) on scikit-image's camera resized to ``--size`` pixels (no dataset needed).  For each backend
+The problem is the quality benchmark's (``problems.ct_problem``: 60 views over [0, π), Gaussian noise
+of 1% of the sinogram's maximum) on scikit-image's camera resized to ``--size`` pixels (no dataset
+needed); each backend gets its own operator of the same geometry.  For each backend
 (``--backends``, default the gather path "torch" and the CSR "sparse"; "numba" on the CPU) it runs
 
 * PnP-ADMM with the CT-adapted DRUNet (``drunet-ct``) at ``recon run``'s defaults, ``--repeats``
@@ -33,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository (recon, priors, forward_models)
 from memory import peak_mb, reset_peak, rss_mb  # noqa: E402  examples/benchmarks/memory.py
+from problems import CT_NOISE, CT_VIEWS, ct_problem  # noqa: E402  examples/benchmarks/problems.py
 
 
 def main(argv=None) -> int:
@@ -55,20 +57,17 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     cuda = a.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    img = transform.resize(data.camera().astype(np.float32) / 255, (a.size, a.size), anti_aliasing=True)
-    x = torch.from_numpy(img.astype(np.float32))[None, None].to(a.device)
-    angles = np.linspace(0, np.pi, 60, endpoint=False)
+    img = transform.resize(data.camera() / 255.0, (a.size, a.size), anti_aliasing=True)
+    A0, x, y, s = ct_problem(img, seed=0)
+    x, y = x.to(a.device), y.to(a.device)
     prior = load_denoiser("drunet-ct", device=a.device)
-    print(f"{a.size}x{a.size}, 60 views, 1% noise, device {a.device}, torch {torch.__version__}, "
+    print(f"{a.size}x{a.size}, {CT_VIEWS} views, noise {CT_NOISE:.0%} of the sinogram maximum, device {a.device}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")
     for backend in a.backends:
         if backend == "numba" and cuda:
             print("numba: CPU only, skipped")
             continue
-        A = Radon((a.size, a.size), angles, backend=backend).to(a.device)
-        y0 = A(x)
-        s = 0.01 * float(y0.max())
-        y = y0 + s * torch.randn(y0.shape, generator=torch.Generator().manual_seed(0)).to(a.device)
+        A = Radon(A0.image_shape, A0.angles.numpy(), backend=backend).to(a.device)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated() / 2**20
