@@ -263,8 +263,9 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
         idx = torch.randint(len(pairs), (batch,), generator=gen)
         r = torch.randint(h - patch + 1, (batch,), generator=gen).tolist()
         c = torch.randint(w - patch + 1, (batch,), generator=gen).tolist()
-        z = torch.stack([src_in[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx.tolist(), r, c)])
-        t = torch.stack([src_tgt[i, :, a:a + patch, b:b + patch] for i, a, b in zip(idx.tolist(), r, c)])
+        crops = list(zip(idx.tolist(), r, c))
+        z = torch.stack([src_in[i, :, a:a + patch, b:b + patch] for i, a, b in crops])
+        t = torch.stack([src_tgt[i, :, a:a + patch, b:b + patch] for i, a, b in crops])
         if augment == "dihedral":
             z, t = _augment(z, t, int(torch.randint(8, (1,), generator=gen)))
         z, t = z.float(), t.float()
@@ -442,6 +443,7 @@ def main(argv=None) -> int:
     key["rounds"] = a.rounds
     training = dict(steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, time_budget_min=a.time_budget, amp=a.amp,
                     seed=a.seed)
+    budget = 60.0 * a.time_budget if a.time_budget else None
     for r in range(1, a.rounds + 1):
         t0 = time.time()
         cache = out / f"pairs_round{r}.safetensors"
@@ -455,7 +457,6 @@ def main(argv=None) -> int:
             save_pairs(new, cache, key=dict(key, round=r, training=training if r > 1 else None))
         pairs = new if pairs is None else pairs + new
         log(f"round {r}: {len(new)} new pairs ({len(pairs)} in all, {time.time() - t0:.0f} s)")
-        budget = 60.0 * a.time_budget if a.time_budget else None
         hist = fine_tune(model, pairs, steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, seed=a.seed + r,
                          checkpoint=out / f"round{r}.pt", time_budget=budget, amp=a.amp, log=log)
         v = mean_psnr(model, held, solver=a.solver, **params)
