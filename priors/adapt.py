@@ -398,6 +398,13 @@ def main(argv=None) -> int:
         raise ValueError(f"--size must be at least 8 pixels, got {a.size}")
     if a.time_budget is not None and not a.time_budget > 0:
         raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
+    if a.device is not None:
+        try:
+            dev = torch.device(a.device)
+        except RuntimeError as err:
+            raise ValueError(f"--device {a.device!r} is not a torch device ({err})") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {a.device!r} requested but CUDA is not available")
     from . import load_denoiser
     from .data import list_images, read_gray
     from .weights import WEIGHTS_DIR, save_weights, sha256_file

@@ -157,13 +157,18 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
         adapt.main(["--out", str(tmp_path / "o4"), "--time-budget", "-1"])
     with pytest.raises(ValueError, match="--size"):
         adapt.main(["--out", str(tmp_path / "o5"), "--size", "4"])
+    with pytest.raises(ValueError, match="--device 'gpu0' is not a torch device"):
+        adapt.main(["--out", str(tmp_path / "o6"), "--device", "gpu0"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device 'cuda'.*CUDA is not available"):
+            adapt.main(["--out", str(tmp_path / "o7"), "--device", "cuda"])
     # each round's pairs were kept; they are what the round trained on
     cached = adapt.load_pairs(out / "pairs_round1.safetensors")
     assert len(cached) == rounds[0]["pairs"] and cached.inputs.dtype == torch.float16
 
 
 def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
-    args = _tiny_run_args(tmp_path, "--size", "20")
+    args = _tiny_run_args(tmp_path, "--size", "20", "--device", "cpu")  # problems moved to the device
     out = tmp_path / "out"
     assert adapt.main(args) == 0
     assert adapt.load_pairs(out / "pairs_round1.safetensors").inputs.shape[-2:] == (20, 20)  # --size
