@@ -147,6 +147,8 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
         relative |= {"lam_per_sigma2", "lam_per_sigma"}
     if {"rho", "rho_growth"} <= allowed:
         relative |= {"denoiser_sigma0", "denoiser_sigma_end"}
+    if "reg_weight" in allowed:
+        relative |= {"reg_weight_per_sigma"}
 
     def run(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
             progress=None, use_defaults=True, state_callback=None, resume_state=None, **params):
@@ -166,6 +168,8 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
                 cfg.pop("lam_per_sigma2", None)
                 cfg.pop("lam_per_sigma", None)
                 cfg.pop("lam", None)
+            if "reg_weight_per_sigma" in given:
+                cfg.pop("reg_weight", None)
             cfg.update(given)
         _noise_relative(cfg, sigma, explicit=params)
         cfg = {k: v for k, v in cfg.items() if k in allowed}
@@ -206,17 +210,19 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
     A defaults entry may say ``lam_per_sigma2=c`` (``λ = c σ²``) or ``lam_per_sigma=c``
     (``λ = c σ``) with ``σ`` the measurement noise level, e.g. for denoising, where the right
     weight of any prior scales with the noise.  An explicit ``lam`` wins; without ``sigma``
-    the entry's plain ``lam`` is used.  ``denoiser_sigma0=s0`` (PnP-ADMM) then sets
+    the entry's plain ``lam`` is used.  ``reg_weight_per_sigma=c`` (coordinate networks) sets
+    ``reg_weight = c σ`` the same way.  ``denoiser_sigma0=s0`` (PnP-ADMM) then sets
     ``rho = λ / s0²`` (the first denoiser level ``sqrt(λ/ρ)`` is ``s0``) unless ``rho`` is explicit,
     and ``denoiser_sigma_end=s1`` sets ``rho_growth = (s0/s1)^(2/(n_iter-1))`` (the last level is
     ``s1``) unless ``rho_growth`` is explicit.  Callers may give these forms too (``recon run
     --option lam_per_sigma2=0.6``); they replace the defaults' form of ``lam``.
     """
-    for key, power in (("lam_per_sigma2", 2), ("lam_per_sigma", 1)):
+    for key, power, target in (("lam_per_sigma2", 2, "lam"), ("lam_per_sigma", 1, "lam"),
+                               ("reg_weight_per_sigma", 1, "reg_weight")):
         if key in cfg:
             c = cfg.pop(key)
-            if "lam" not in explicit and sigma is not None and sigma > 0:
-                cfg["lam"] = float(c) * float(sigma) ** power
+            if target not in explicit and sigma is not None and sigma > 0:
+                cfg[target] = float(c) * float(sigma) ** power
     s0 = cfg.pop("denoiser_sigma0", None)
     s_end = cfg.pop("denoiser_sigma_end", None)
     if s_end is not None and s0 is None:
@@ -243,6 +249,11 @@ def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
             raise ValueError("give one of lam, lam_per_sigma2 and lam_per_sigma")
         if sigma is None or sigma <= 0:
             raise ValueError(f"{lam_forms[0]} needs sigma, the measurement noise level (> 0)")
+    if "reg_weight_per_sigma" in given:
+        if "reg_weight" in explicit:
+            raise ValueError("give one of reg_weight and reg_weight_per_sigma")
+        if sigma is None or sigma <= 0:
+            raise ValueError("reg_weight_per_sigma needs sigma, the measurement noise level (> 0)")
 
 
 #: Field-construction parameters the ``coordinate`` solver accepts besides the fit's own.

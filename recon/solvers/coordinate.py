@@ -18,6 +18,35 @@ from .history import History
 
 LR_SCHEDULES = ("constant", "cosine", "exponential", "step")
 AMP_MODES = ("none", "bf16")
+#: Regularisers known by name (``regularizer="tv"``, ``recon run --option regularizer=tv``).
+REGULARIZERS = ("tv",)
+#: Smoothing of the named TV, in the image's units: ``Σ sqrt(|∇x|² + ε²) − ε``.  Plain |∇x| has no
+#: gradient where the image is flat (autograd gives NaN through sqrt(0)); ε = 1e-3 is far below
+#: the steps that matter in an 8-bit image (1/255 ≈ 4e-3), so it is TV wherever TV matters.
+TV_EPS = 1e-3
+
+
+def smoothed_total_variation(x: torch.Tensor, eps: float = TV_EPS) -> torch.Tensor:
+    """Isotropic TV ``Σ sqrt(|∇x|² + ε²) − ε`` over the spatial axes of ``x`` ``(1, C, *spatial)``.
+
+    Forward differences with a Neumann boundary (:func:`recon.solvers.classical.gradient`, the
+    TV solver's own), summed over pixels and channels: a scalar, differentiable everywhere.
+    For ε → 0 it is :func:`recon.solvers.classical.total_variation`, so a weight tuned for the TV
+    solver's ``λ`` means the same here.
+    """
+    from .classical import _spatial_axes, gradient
+
+    g = gradient(x, _spatial_axes(tuple(x.shape[1:]), None))
+    return (torch.sqrt((g**2).sum(dim=1) + eps * eps) - eps).sum()
+
+
+def _resolve_regularizer(regularizer):
+    if regularizer is None or callable(regularizer):
+        return regularizer
+    if isinstance(regularizer, str) and regularizer in REGULARIZERS:
+        return smoothed_total_variation
+    raise ValueError(f"regularizer must be None, one of {REGULARIZERS} or a callable regularizer(x) -> scalar, "
+                     f"got {regularizer!r}")
 
 
 def _lr_factor(schedule: str, k: int, n: int, final_ratio: float) -> float:
@@ -75,8 +104,14 @@ def fit_coordinate_network(
         Decay from ``lr`` to ``lr · lr_final_ratio`` over the run.
     weights : float or tensor, optional
         ``W`` of the data term (as :class:`~recon.solvers.fidelity.DataFidelity`).
-    regularizer : callable, optional
-        ``regularizer(x) -> scalar`` on the rendered image ``(1, *in_shape)``, added times ``reg_weight``.
+    regularizer : {"tv"} or callable, optional
+        ``regularizer(x) -> scalar`` on the rendered image ``(1, *in_shape)``, added times
+        ``reg_weight`` to the data term ``‖W(y − A f_θ)‖²/2``; ``"tv"`` is
+        :func:`smoothed_total_variation` (isotropic, over the spatial axes), so ``reg_weight``
+        plays the part of the TV solver's ``λ``.
+    reg_weight : float
+        Its weight (``recon.solvers.run_solver`` also takes ``reg_weight_per_sigma=c``:
+        ``reg_weight = c σ`` with ``σ`` the measurement noise level, the TV solver's form).
     grad_clip : float, optional
         Clip the gradient norm.
     truth : tensor, optional
@@ -124,8 +159,8 @@ def fit_coordinate_network(
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     final_ratio = check_positive(lr_final_ratio, "lr_final_ratio")
     reg_weight = check_positive(reg_weight, "reg_weight", allow_zero=True)
-    if regularizer is not None and not callable(regularizer):
-        raise TypeError("regularizer must be callable as regularizer(x) -> scalar tensor")
+    reg_name = regularizer if isinstance(regularizer, str) else None
+    regularizer = _resolve_regularizer(regularizer)
     if grad_clip is not None:
         grad_clip = check_positive(grad_clip, "grad_clip")
     check_state_callback(state_callback)
@@ -152,7 +187,7 @@ def fit_coordinate_network(
     track = Tracker("coordinate", n_steps, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     metrics_every=metrics_every,
                     meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
-                              reg_weight=reg_weight, amp=amp, n_parameters=sum(p.numel() for p in params)))
+                              reg_weight=reg_weight, regularizer=reg_name, amp=amp, n_parameters=sum(p.numel() for p in params)))
     track.check_truth(A, 1)
     # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
     # gradients O(1) for measurements of any size, the objective is reported unscaled.
@@ -243,4 +278,4 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
-__all__ = ["LR_SCHEDULES", "fit_coordinate_network"]
+__all__ = ["LR_SCHEDULES", "REGULARIZERS", "fit_coordinate_network", "smoothed_total_variation"]
