@@ -157,6 +157,8 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
         adapt.main(["--out", str(tmp_path / "o4"), "--time-budget", "-1"])
     with pytest.raises(ValueError, match="--size"):
         adapt.main(["--out", str(tmp_path / "o5"), "--size", "4"])
+    with pytest.raises(ValueError, match="--pad-to"):
+        adapt.main(["--out", str(tmp_path / "o8"), "--pad-to", "32", "--size", "32"])
     with pytest.raises(ValueError, match="--device 'gpu0' is not a torch device"):
         adapt.main(["--out", str(tmp_path / "o6"), "--device", "gpu0"])
     if not torch.cuda.is_available():
@@ -165,6 +167,18 @@ def test_command_line_exports_weights_with_a_record(tmp_path):
     # each round's pairs were kept; they are what the round trained on
     cached = adapt.load_pairs(out / "pairs_round1.safetensors")
     assert len(cached) == rounds[0]["pairs"] and cached.inputs.dtype == torch.float16
+
+
+def test_pad_or_crop_matches_numpy_symmetric_padding_and_centre_crops():
+    rng = np.random.default_rng(0)
+    img = rng.random((5, 7))
+    # one reflection: numpy's own symmetric padding, centred (the odd extra pixel after)
+    np.testing.assert_array_equal(adapt.pad_or_crop(img, 9), np.pad(img, ((2, 2), (1, 1)), mode="symmetric"))
+    # pads wider than the image reflect again, as numpy does in one call
+    np.testing.assert_array_equal(adapt.pad_or_crop(img, 16), np.pad(img, ((5, 6), (4, 5)), mode="symmetric"))
+    np.testing.assert_array_equal(adapt.pad_or_crop(img, 3), img[1:4, 2:5])  # centre crop
+    mixed = adapt.pad_or_crop(img, 6)  # rows padded, columns cropped
+    np.testing.assert_array_equal(mixed, np.pad(img, ((0, 1), (0, 0)), mode="symmetric")[:, 0:6])
 
 
 def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
