@@ -27,8 +27,8 @@ import torch
 from problems import TRAIN400, ct_problem, deblur_problem, levin_kernels, load_images  # noqa: I001
 
 from recon.metrics import psnr
-from recon.solvers import (DataFidelity, cg_tikhonov, defaults_for, fbp, hqs, pnp_admm, resolve_prior, run_solver,
-                           tv_reconstruction)
+from recon.solvers import (DataFidelity, admm_rho_schedule, cg_tikhonov, defaults_for, fbp, hqs, pnp_admm,
+                           resolve_prior, run_solver, tv_reconstruction)
 
 DEBLUR_SIGMA = 2.55 / 255.0
 
@@ -66,15 +66,9 @@ def search(name, problems, run, grid):
     return best
 
 
-def admm_schedule(lam, sigma0, sigma_end, n_iter):
-    """``(rho, rho_growth)`` taking the denoiser level sqrt(lam/rho_k) from sigma0 to sigma_end."""
-    growth = (sigma0 / sigma_end) ** (2.0 / max(1, n_iter - 1))
-    return lam / sigma0**2, growth
-
-
 def admm_runner(den, n_iter, cg_max_iter=50):
     def run(A, y, s, *, lam, sigma0, sigma_end):
-        rho, growth = admm_schedule(lam, sigma0, sigma_end, n_iter)
+        rho, growth = admm_rho_schedule(lam, sigma0, sigma_end, n_iter)
         x, _ = pnp_admm(DataFidelity(A, y), den, lam=lam, rho=rho, n_iter=n_iter,
                         rho_schedule="increasing" if growth > 1 else "fixed", rho_growth=growth, tol=0,
                         cg_max_iter=cg_max_iter)
@@ -259,7 +253,7 @@ def main(argv=None):
                               denoiser_sigma_end=params.pop("sigma_end"), n_iter=a.admm_iter)
             elif "sigma0" in params:
                 n = a.admm_iter
-                rho, g = admm_schedule(params["lam"], params.pop("sigma0"), params.pop("sigma_end"), n)
+                rho, g = admm_rho_schedule(params["lam"], params.pop("sigma0"), params.pop("sigma_end"), n)
                 params.update(rho=rho, n_iter=n, rho_schedule="increasing" if g > 1 else "fixed", rho_growth=g)
             print(f"({solver!r}, {fm!r}, {a.prior!r}): {params},  # {score:.2f} dB on Train400")
     return 0

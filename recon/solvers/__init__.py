@@ -229,13 +229,20 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
         raise ValueError("denoiser_sigma_end needs denoiser_sigma0 (the schedule runs from one to the other)")
     if s0 is not None:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
         lam = explicit.get("lam", cfg.get("lam"))
+        n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
+        rho, growth = admm_rho_schedule(1.0 if lam is None else lam, s0, s0 if s_end is None else s_end, n)
         if "rho" not in explicit and lam is not None:
-            cfg["rho"] = float(lam) / float(s0) ** 2
+            cfg["rho"] = rho
         if s_end is not None and "rho_growth" not in explicit:
-            # rho grows geometrically so that the last of n_iter levels sqrt(lam/rho) is sigma_end
-            n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
-            cfg["rho_growth"] = (float(s0) / float(s_end)) ** (2.0 / max(1, n - 1))
+            cfg["rho_growth"] = growth
             cfg["rho_schedule"] = "increasing"  # an explicit rho_schedule still wins (run() applies it last)
+
+
+def admm_rho_schedule(lam: float, sigma0: float, sigma_end: float, n_iter: int) -> tuple[float, float]:
+    """``(rho, rho_growth)`` of PnP-ADMM whose denoiser levels ``sqrt(lam/rho_k)`` run from ``sigma0``
+    to ``sigma_end`` over ``n_iter`` iterations (``rho_k = rho · rho_growth^k``, geometric)."""
+    growth = (float(sigma0) / float(sigma_end)) ** (2.0 / max(1, int(n_iter) - 1))
+    return float(lam) / float(sigma0) ** 2, growth
 
 
 def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
@@ -342,6 +349,6 @@ def run_solver(name: str, A, y, **kwargs):
 
 __all__ = [
     "DEFAULTS", "DataFidelity", "History", "NonFiniteIterateError", "ProxInfo", "SOLVERS", "SolverSpec",
-    "cg_tikhonov", "defaults_for", "fbp", "fit_coordinate_network", "get_solver", "hqs", "pnp_admm", "pnp_pgd",
+    "admm_rho_schedule", "cg_tikhonov", "defaults_for", "fbp", "fit_coordinate_network", "get_solver", "hqs", "pnp_admm", "pnp_pgd",
     "red", "resolve_prior", "run_solver", "total_variation", "tv_reconstruction",
 ]
