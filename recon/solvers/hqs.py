@@ -25,17 +25,6 @@ from .fidelity import DataFidelity
 from .history import History
 
 
-def ensemble_denoise(denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Average of ``T_k⁻¹ D(T_k x, σ)`` over the 8 flips/90° rotations ``T_k`` of the last two axes.
-
-    Works for any ``denoiser(x, sigma)`` callable (see :class:`priors.ensemble.SelfEnsemble` for a
-    denoiser object that does this on every call, in any solver).
-    """
-    from priors.ensemble import dihedral_average
-
-    return dihedral_average(lambda t: call_denoiser(denoiser, t, sigma), x)
-
-
 def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray:
     """Denoiser levels log-spaced from ``sigma_start`` to ``sigma_end`` (both included).
 
@@ -111,6 +100,12 @@ def hqs(
     sigma_start = check_positive(sigma_start, "sigma_start")
     sigma_end = sigma if sigma_end is None else check_positive(sigma_end, "sigma_end")
     check_state_callback(state_callback)
+    if not isinstance(ensemble, bool):
+        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
+    if ensemble:  # the same wrapper as PnP-ADMM's (sigma_range, name and weights carry over)
+        from priors.ensemble import SelfEnsemble
+
+        denoiser = SelfEnsemble(denoiser)
     dev = resolve_device(device, fidelity.y)
     fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
     denoiser = move_denoiser(denoiser, dev)
@@ -126,7 +121,7 @@ def hqs(
     sigmas = dpir_sigmas(n_iter, sigma_start, sigma_end)
     track = Tracker("hqs", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     meta=dict(sigma=sigma, lam=lam, n_iter=n_iter, sigma_start=sigma_start, sigma_end=sigma_end,
-                              ensemble=bool(ensemble)))
+                              ensemble=ensemble))
     if (sigma_start, sigma_end) != requested:
         track.history.meta["schedule_clamped_from"] = list(requested)
     track.check_truth(A, y.shape[0])
@@ -141,7 +136,7 @@ def hqs(
         x = fid.prox(z, tau=1.0 / alpha, x0=x, tol=cg_tol, max_iter=cg_max_iter)
         info = fid.last_info
         track.guard(x, k, "data-prox iterate")
-        z = ensemble_denoise(denoiser, x, s_k) if ensemble else call_denoiser(denoiser, x, s_k)
+        z = call_denoiser(denoiser, x, s_k)
         if track.step(k, z, last=(k == n_iter - 1), objective=float(fid.value(z).sum()), sigma=s_k, step=alpha,
                       cg_iterations=info.iterations):
             reason = "callback"
@@ -153,4 +148,4 @@ def hqs(
     return z, history
 
 
-__all__ = ["dpir_sigmas", "ensemble_denoise", "hqs"]
+__all__ = ["dpir_sigmas", "hqs"]

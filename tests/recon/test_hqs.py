@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recon.solvers import DataFidelity, hqs
-from recon.solvers.hqs import dpir_sigmas, ensemble_denoise
+from recon.solvers.hqs import dpir_sigmas
 
 from ._problems import GaussianSmoother, blur_problem, identity_denoiser, mse
 
@@ -45,10 +45,17 @@ def test_ensemble_equals_plain_for_equivariant_denoiser():
     a, _ = hqs(DataFidelity(A, y), den, sigma=0.01, n_iter=3)
     b, _ = hqs(DataFidelity(A, y), den, sigma=0.01, n_iter=3, ensemble=True)
     torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
-    # a direction-dependent denoiser is symmetrised by the ensemble
+    # a direction-dependent denoiser is symmetrised by the ensemble: HQS on the flipped problem
+    # (a flip-symmetric operator) is the flipped HQS result
     shift = lambda v, s: torch.roll(v, 1, dims=-1)  # noqa: E731
-    e = ensemble_denoise(shift, x, 0.1)
-    torch.testing.assert_close(e, ensemble_denoise(shift, x.flip(-1), 0.1).flip(-1))
+    flipped = DataFidelity(A, y.flip(-1))
+    c, _ = hqs(DataFidelity(A, y), shift, sigma=0.01, n_iter=3, ensemble=True)
+    d, _ = hqs(flipped, shift, sigma=0.01, n_iter=3, ensemble=True)
+    plain, _ = hqs(flipped, shift, sigma=0.01, n_iter=3)
+    torch.testing.assert_close(d, c.flip(-1), atol=1e-10, rtol=0)
+    assert float((plain - c.flip(-1)).abs().max()) > 1e-3  # without the ensemble it is not
+    with pytest.raises(TypeError, match="ensemble"):
+        hqs(DataFidelity(A, y), den, sigma=0.01, ensemble="yes")
 
 
 def test_hqs_errors():
