@@ -159,7 +159,9 @@ def fit_coordinate_network(
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     final_ratio = check_positive(lr_final_ratio, "lr_final_ratio")
     reg_weight = check_positive(reg_weight, "reg_weight", allow_zero=True)
-    reg_name = regularizer if isinstance(regularizer, str) else None
+    # recorded in the history's meta (JSON): the name, or the callable's own name
+    reg_name = regularizer if isinstance(regularizer, str) or regularizer is None else getattr(
+        regularizer, "__name__", type(regularizer).__name__)
     regularizer = _resolve_regularizer(regularizer)
     if grad_clip is not None:
         grad_clip = check_positive(grad_clip, "grad_clip")
@@ -187,7 +189,8 @@ def fit_coordinate_network(
     track = Tracker("coordinate", n_steps, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     metrics_every=metrics_every,
                     meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
-                              reg_weight=reg_weight, regularizer=reg_name, amp=amp, n_parameters=sum(p.numel() for p in params)))
+                              reg_weight=reg_weight, regularizer=reg_name, amp=amp,
+                              n_parameters=sum(p.numel() for p in params)))
     track.check_truth(A, 1)
     # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
     # gradients O(1) for measurements of any size, the objective is reported unscaled.
