@@ -26,7 +26,8 @@ and the command line, for sparse-view CT on Train400::
 
 (the recipe of the shipped ``drunet-ct``'s first phase; a second round from it at the benchmark's
 256x256, ``--prior drunet-ct --size 256 --train-images 8:136 --rounds 1 --steps 1500``, followed; its
-sidecar holds both commands).  Started again with
+sidecar holds both commands; ``--pad-to 256`` mirror-pads the 180-pixel images to the benchmark's
+size instead of upsampling them, which keeps their pixel statistics).  Started again with
 the same ``--out``, a stopped run reads back the pairs of the rounds it recorded (refusing pairs of other
 options) and resumes the fine-tuning from its checkpoints.
 
