@@ -27,7 +27,8 @@ and the command line, for sparse-view CT on Train400::
 (the recipe of the shipped ``drunet-ct``'s first phase; a second round from it at the benchmark's
 256x256, ``--prior drunet-ct --size 256 --train-images 8:136 --rounds 1 --steps 1500``, followed; its
 sidecar holds both commands; ``--pad-to 256`` mirror-pads the 180-pixel images to the benchmark's
-size instead of upsampling them, which keeps their pixel statistics).  Started again with
+size instead of upsampling them, which keeps their pixel statistics; one round of it from the shipped
+weights made the held-out problems worse, ``recon/solvers/defaults.py``).  Started again with
 the same ``--out``, a stopped run reads back the pairs of the rounds it recorded (refusing pairs of other
 options) and resumes the fine-tuning from its checkpoints.
 
@@ -385,7 +386,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pad-to", type=int, default=None, metavar="SIZE",
                    help="instead of resizing, mirror-pad every image to SIZE x SIZE (centre-crop a larger one): an "
                         "object of SIZE pixels across with the images' own pixel statistics (upsampling 180-pixel "
-                        "Train400 images to 256 makes them smoother than the benchmark's)")
+                        "Train400 images to 256 makes them smoother than the benchmark's; measured worse than "
+                        "--size on the held-out problems, see recon/solvers/defaults.py)")
     p.add_argument("--eval-images", default="0:8", help="START:STOP judged after each round (not trained on)")
     p.add_argument("--solver", default="pnp-admm")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",

@@ -140,6 +140,14 @@ DEFAULTS: dict[tuple, dict] = {
     # 28.92, (0.6, .1) 29.06, (0.6, .13) 28.71, (0.8, .07) 28.71, (0.8, .1) 28.97, (0.8, .13) 29.05 dB: the
     # values above are still the optimum (at 29.06 against the first phase's 29.26: the second phase traded
     # some of the native 180x180 size for the benchmark's 256x256).
+    # Two third-phase candidates from the shipped weights, one round of 1500 steps each (~56 min per run on one
+    # core, the two at once), judged on the held-out Train400 0-7 at 256x256 (adapt's own criterion, seed 200):
+    #   --size 256 --train-images 264:392 (more upsampled images):  30.068 -> 30.056 dB
+    #   --pad-to 256 --train-images 136:264 (mirror-padded natives): resized 30.068 -> 28.70, padded 28.215 -> 27.275
+    # (python -m priors.adapt --out checkpoints/... --prior drunet-ct --name drunet-ct <above> --rounds 1 --steps 1500
+    #  --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1 --threads 1).  Neither passed, so neither was
+    # run on Set12 and the second phase stays shipped: another round of the same recipe has saturated, and the
+    # padded images (mirror seams, content up to the corners) teach the wrong artefacts.
     ("pnp-admm", "radon", "drunet-ct"): dict(lam_per_sigma2=0.6, lam=1.44, denoiser_sigma0=0.2,
                                              denoiser_sigma_end=0.1, n_iter=20, rho_schedule="increasing",
                                              cg_max_iter=8),
