@@ -230,11 +230,10 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
     if s0 is not None:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
         lam = explicit.get("lam", cfg.get("lam"))
         n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
-        rho, growth = admm_rho_schedule(1.0 if lam is None else lam, s0, s0 if s_end is None else s_end, n)
         if "rho" not in explicit and lam is not None:
-            cfg["rho"] = rho
+            cfg["rho"] = admm_rho_schedule(lam, s0, s0, n)[0]
         if s_end is not None and "rho_growth" not in explicit:
-            cfg["rho_growth"] = growth
+            cfg["rho_growth"] = admm_rho_schedule(1.0, s0, s_end, n)[1]  # does not depend on lam
             cfg["rho_schedule"] = "increasing"  # an explicit rho_schedule still wins (run() applies it last)
 
 
@@ -349,6 +348,6 @@ def run_solver(name: str, A, y, **kwargs):
 
 __all__ = [
     "DEFAULTS", "DataFidelity", "History", "NonFiniteIterateError", "ProxInfo", "SOLVERS", "SolverSpec",
-    "admm_rho_schedule", "cg_tikhonov", "defaults_for", "fbp", "fit_coordinate_network", "get_solver", "hqs", "pnp_admm", "pnp_pgd",
-    "red", "resolve_prior", "run_solver", "total_variation", "tv_reconstruction",
+    "admm_rho_schedule", "cg_tikhonov", "defaults_for", "fbp", "fit_coordinate_network", "get_solver", "hqs",
+    "pnp_admm", "pnp_pgd", "red", "resolve_prior", "run_solver", "total_variation", "tv_reconstruction",
 ]
