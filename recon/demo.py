@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 #: Priors the demo tries, in table order (missing learned weights are skipped with a note).
-DEMO_PRIORS = ("drunet", "dncnn", "bm3d", "wavelet", "tv", "coordinate", "none")
+DEMO_PRIORS = ("drunet", "drunet-ct", "dncnn", "bm3d", "wavelet", "tv", "coordinate", "none")
 
 
 def _recipes(size: int, quick: bool) -> dict:
