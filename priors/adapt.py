@@ -466,7 +466,8 @@ def main(argv=None) -> int:
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
     record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
                   start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
-                  noise=a.noise, size=a.size, pad_to=a.pad_to, solver=a.solver, params=params, train_folder=str(a.train_folder),
+                  noise=a.noise, size=a.size, pad_to=a.pad_to, solver=a.solver, params=params,
+                  train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
                   patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}",
                   time_budget_min=a.time_budget, amp=a.amp, device=str(a.device or "cpu"), rounds=[])
@@ -484,14 +485,15 @@ def main(argv=None) -> int:
     for r in range(1, a.rounds + 1):
         t0 = time.time()
         cache = out / f"pairs_round{r}.safetensors"
+        round_key = dict(key, round=r, training=training if r > 1 else None)
         if cache.exists():
             # a resumed run: the finished rounds' pairs are read back, not recorded again
-            new = load_pairs(cache, key=dict(key, round=r, training=training if r > 1 else None))
+            new = load_pairs(cache, key=round_key)
             log(f"round {r}: {len(new)} pairs read from {cache}")
         else:
             # each round records on its own share of the images (interleaved): new problems every round
             new = collect_pairs(model, train[r - 1::a.rounds], solver=a.solver, every=a.every, **params)
-            save_pairs(new, cache, key=dict(key, round=r, training=training if r > 1 else None))
+            save_pairs(new, cache, key=round_key)
         pairs = new if pairs is None else pairs + new
         log(f"round {r}: {len(new)} new pairs ({len(pairs)} in all, {time.time() - t0:.0f} s)")
         hist = fine_tune(model, pairs, steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, seed=a.seed + r,

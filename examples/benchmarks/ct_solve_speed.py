@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     A0, x, y, s = ct_problem(img, seed=0)
     x, y = x.to(a.device), y.to(a.device)
     prior = load_denoiser("drunet-ct", device=a.device)
-    print(f"{a.size}x{a.size}, {CT_VIEWS} views, noise {CT_NOISE:.0%} of the sinogram maximum, device {a.device}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(f"{a.size}x{a.size}, {CT_VIEWS} views, noise {CT_NOISE:.0%} of the sinogram maximum, device {a.device}, "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for backend in a.backends:
         if backend == "numba" and cuda:
             print("numba: CPU only, skipped")

@@ -138,11 +138,16 @@ def gradient_adjoint(g: torch.Tensor, axes) -> torch.Tensor:
     return out
 
 
-def total_variation(x: torch.Tensor, axes=None) -> torch.Tensor:
-    """Isotropic TV ``Σ |∇x|₂`` per batch element, shape ``(B,)``."""
+def total_variation(x: torch.Tensor, axes=None, *, eps: float = 0.0) -> torch.Tensor:
+    """Isotropic TV ``Σ |∇x|₂`` per batch element, shape ``(B,)``.
+
+    ``eps > 0`` gives the smoothed ``Σ sqrt(|∇x|² + ε²) − ε`` instead, which is differentiable
+    where the image is flat (autograd through ``sqrt(0)`` gives NaN); ``eps = 0`` is plain TV.
+    """
     axes = _spatial_axes(tuple(x.shape[1:]), None) if axes is None else axes
     g = gradient(x, axes)
-    return torch.sqrt((g**2).sum(dim=1)).reshape(x.shape[0], -1).sum(dim=1)
+    mag = torch.sqrt((g**2).sum(dim=1) + eps * eps) - eps if eps else torch.sqrt((g**2).sum(dim=1))
+    return mag.reshape(x.shape[0], -1).sum(dim=1)
 
 
 def tv_reconstruction(

@@ -29,15 +29,13 @@ TV_EPS = 1e-3
 def smoothed_total_variation(x: torch.Tensor, eps: float = TV_EPS) -> torch.Tensor:
     """Isotropic TV ``Σ sqrt(|∇x|² + ε²) − ε`` over the spatial axes of ``x`` ``(1, C, *spatial)``.
 
-    Forward differences with a Neumann boundary (:func:`recon.solvers.classical.gradient`, the
-    TV solver's own), summed over pixels and channels: a scalar, differentiable everywhere.
-    For ε → 0 it is :func:`recon.solvers.classical.total_variation`, so a weight tuned for the TV
-    solver's ``λ`` means the same here.
+    :func:`recon.solvers.classical.total_variation` (the TV solver's differences) with ``eps``,
+    summed to a scalar; for ε → 0 it is that TV, so a weight tuned for the TV solver's ``λ``
+    means the same here.
     """
-    from .classical import _spatial_axes, gradient
+    from .classical import total_variation
 
-    g = gradient(x, _spatial_axes(tuple(x.shape[1:]), None))
-    return (torch.sqrt((g**2).sum(dim=1) + eps * eps) - eps).sum()
+    return total_variation(x, eps=eps).sum()
 
 
 def _resolve_regularizer(regularizer):

@@ -30,7 +30,8 @@ class GaussianSmoother(torch.nn.Module):
     sigma_range = (0.0, 1.0)
 
     def forward(self, x, sigma):
-        s = float(torch.as_tensor(sigma, dtype=torch.float64).max()) * 20.0 + 1e-3  # pixels (a float sigma as float64, not float32)
+        # pixels; a float sigma read as float64 (torch.as_tensor's default would round it to float32)
+        s = float(torch.as_tensor(sigma, dtype=torch.float64).max()) * 20.0 + 1e-3
         r = torch.arange(-4, 5, dtype=x.dtype, device=x.device)
         k = torch.exp(-0.5 * (r / s) ** 2)
         k = k / k.sum()
