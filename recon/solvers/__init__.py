@@ -50,7 +50,7 @@ import torch
 
 from .admm import pnp_admm
 from .classical import cg_tikhonov, fbp, pnp_pgd, red, total_variation, tv_reconstruction
-from .common import NonFiniteIterateError, check_measurement
+from .common import NonFiniteIterateError, check_measurement, check_x0
 from .coordinate import fit_coordinate_network
 from .defaults import DEFAULTS, defaults_for
 from .fidelity import DataFidelity, ProxInfo
@@ -181,7 +181,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
         if kind == "fbp":
             x, hist = algorithm(A, y, **common, **cfg)
         elif kind == "coordinate":
-            x, hist = _run_coordinate(A, y, weights=weights, **common, **cfg)
+            x, hist = _run_coordinate(A, y, weights=weights, x0=x0, **common, **cfg)
         else:
             fid = DataFidelity(A, y, weights=weights)
             args = [fid]
@@ -231,17 +231,27 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
         lam = explicit.get("lam", cfg.get("lam"))
         n = int(explicit.get("n_iter", cfg.get("n_iter", 1)))
         if "rho" not in explicit and lam is not None:
-            cfg["rho"] = admm_rho_schedule(lam, s0, s0, n)[0]
+            cfg["rho"] = admm_rho(lam, s0)
         if s_end is not None and "rho_growth" not in explicit:
-            cfg["rho_growth"] = admm_rho_schedule(1.0, s0, s_end, n)[1]  # does not depend on lam
+            cfg["rho_growth"] = admm_rho_growth(s0, s_end, n)
             cfg["rho_schedule"] = "increasing"  # an explicit rho_schedule still wins (run() applies it last)
+
+
+def admm_rho(lam: float, sigma0: float) -> float:
+    """PnP-ADMM's first ``rho``: the one whose denoiser level ``sqrt(lam/rho)`` is ``sigma0``."""
+    return float(lam) / float(sigma0) ** 2
+
+
+def admm_rho_growth(sigma0: float, sigma_end: float, n_iter: int) -> float:
+    """The geometric ``rho_growth`` that takes the denoiser level from ``sigma0`` to ``sigma_end``
+    over ``n_iter`` iterations (``rho_k = rho · rho_growth^k``; independent of ``lam``)."""
+    return (float(sigma0) / float(sigma_end)) ** (2.0 / max(1, int(n_iter) - 1))
 
 
 def admm_rho_schedule(lam: float, sigma0: float, sigma_end: float, n_iter: int) -> tuple[float, float]:
     """``(rho, rho_growth)`` of PnP-ADMM whose denoiser levels ``sqrt(lam/rho_k)`` run from ``sigma0``
-    to ``sigma_end`` over ``n_iter`` iterations (``rho_k = rho · rho_growth^k``, geometric)."""
-    growth = (float(sigma0) / float(sigma_end)) ** (2.0 / max(1, int(n_iter) - 1))
-    return float(lam) / float(sigma0) ** 2, growth
+    to ``sigma_end`` over ``n_iter`` iterations: :func:`admm_rho` and :func:`admm_rho_growth`."""
+    return admm_rho(lam, sigma0), admm_rho_growth(sigma0, sigma_end, n_iter)
 
 
 def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
@@ -267,10 +277,14 @@ _FIELD_PARAMS = ("encoding", "n_freqs", "width", "depth", "activation", "skips",
                  "fourier_scale", "n_features", "field_seed")
 
 
-def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=None, progress=None,
+def _run_coordinate(A, y, *, weights=None, x0=None, truth=None, callback=None, device=None, progress=None,
                     state_callback=None, resume_state=None, **cfg):
-    """One field per batch element, fitted in turn.  For the checkpoint protocol the state also
-    holds the batch element being fitted and the renderings of those already done."""
+    """One field per batch element, fitted in turn (each from its own ``x0``, or the one ``x0`` of
+    a batch of one).  For the checkpoint protocol the state also holds the batch element being
+    fitted and the renderings of those already done."""
+    if x0 is not None:
+        check_x0(A, x0, y.shape[0])
+        x0 = x0.reshape(-1, *A.in_shape)
     from priors.coordinate import image_field
 
     field_kw = {k: cfg.pop(k) for k in list(cfg) if k in _FIELD_PARAMS}
@@ -298,7 +312,8 @@ def _run_coordinate(A, y, *, weights=None, truth=None, callback=None, device=Non
                 if prev:
                     st["done"] = torch.cat(prev, dim=0)
                 state_callback(k, st)
-        f, h = fit_coordinate_network(A, y[b:b + 1], f, weights=w, truth=t, callback=callback, device=device,
+        start = None if x0 is None else x0[min(b, x0.shape[0] - 1)][None]
+        f, h = fit_coordinate_network(A, y[b:b + 1], f, weights=w, truth=t, callback=callback, device=device, x0=start,
                                       progress=progress, state_callback=on_state,
                                       resume_state=resume_state if b == first else None, **cfg)
         with torch.no_grad():

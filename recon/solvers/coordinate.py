@@ -82,6 +82,8 @@ def fit_coordinate_network(
     amp: str = "none",
     state_callback=None,
     resume_state: dict | None = None,
+    x0: torch.Tensor | None = None,
+    init_steps: int | None = None,
 ) -> tuple[torch.nn.Module, History]:
     """Fit ``field`` so that ``A(field.render()) ≈ y``, with Adam.
 
@@ -135,6 +137,15 @@ def fit_coordinate_network(
         and the history so far; the learning-rate schedule is a function of the step, so it
         needs no state of its own.  ``field`` must be built the same way (same architecture) on
         resume; its initial weights are then replaced.
+    x0 : tensor (1, *A.in_shape), optional
+        A start image (e.g. the filtered back-projection).  A network has no start point of its
+        own, so the first ``init_steps`` of the budget fit the field to ``x0`` directly
+        (``‖f_θ − x0‖²/2``, the "prior embedding" of NeRP, Shen et al. 2022) before the steps
+        through ``A``; Adam's moments restart at the switch (the two losses' gradients differ in
+        scale by about ``‖A‖²``), the learning-rate schedule runs over the whole budget.
+    init_steps : int, optional
+        Steps of the ``x0`` phase, counted in ``n_steps`` so that budgets compare (default
+        ``n_steps // 10`` when ``x0`` is given; needs ``x0``; ``< n_steps``).
 
     Returns
     -------
@@ -166,11 +177,24 @@ def fit_coordinate_network(
     check_state_callback(state_callback)
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    if x0 is None:
+        if init_steps is not None:
+            raise ValueError("init_steps is the length of the x0 phase: give x0 too")
+        init_steps = 0
+    else:
+        from .common import check_x0
+
+        check_x0(A, x0, 1)
+        init_steps = n_steps // 10 if init_steps is None else check_int(init_steps, "init_steps")
+        if not 0 < init_steps < n_steps:
+            raise ValueError(f"init_steps must be in [1, n_steps) = [1, {n_steps}) with x0, got {init_steps}")
     if seed is not None and resume_state is None:
         torch.manual_seed(int(seed))
     dev = resolve_device(device, y)
     y = y.to(dev)
     rdtype = y.real.dtype if y.is_complex() else y.dtype
+    if x0 is not None:
+        x0 = x0.to(device=dev, dtype=rdtype).reshape(1, *A.in_shape)
     field.to(device=dev, dtype=rdtype)
     w = None
     if weights is not None:
@@ -179,7 +203,8 @@ def fit_coordinate_network(
             raise ValueError("weights must be finite and non-negative")
     probe = field.render()
     if tuple(probe.shape) != (1, *A.in_shape):
-        raise ValueError(f"field renders shape {tuple(probe.shape)}, the operator needs (1, {', '.join(map(str, A.in_shape))})")
+        raise ValueError(f"field renders shape {tuple(probe.shape)}, "
+                         f"the operator needs (1, {', '.join(map(str, A.in_shape))})")
     params = [p for p in field.parameters() if p.requires_grad]
     if not params:
         raise ValueError("field has no trainable parameters")
@@ -187,7 +212,7 @@ def fit_coordinate_network(
     track = Tracker("coordinate", n_steps, truth=truth, callback=callback, progress=progress, ssim=ssim,
                     metrics_every=metrics_every,
                     meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
-                              reg_weight=reg_weight, regularizer=reg_name, amp=amp,
+                              reg_weight=reg_weight, regularizer=reg_name, amp=amp, init_steps=init_steps,
                               n_parameters=sum(p.numel() for p in params)))
     track.check_truth(A, 1)
     # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
@@ -200,6 +225,8 @@ def fit_coordinate_network(
     if start:
         _load_fit_state(field, opt, resume_state, dev, rdtype)
     for k in range(start, n_steps):
+        if init_steps and k == init_steps:
+            opt = torch.optim.Adam(params, lr=lr)  # fresh moments for the loss through A
         cur_lr = lr * _lr_factor(lr_schedule, k, n_steps, final_ratio)
         for g in opt.param_groups:
             g["lr"] = cur_lr
@@ -210,13 +237,16 @@ def fit_coordinate_network(
             x = x.to(rdtype)
         else:
             x = field.render()
-        r = A(x) - y
-        if w is not None:
-            r = w * r
-        data = 0.5 * r.abs().pow(2).sum()
-        loss = data
-        if regularizer is not None and reg_weight > 0:
-            loss = loss + reg_weight * regularizer(x)
+        embedding = k < init_steps
+        if embedding:  # the x0 phase: no operator, no regulariser
+            loss = 0.5 * (x - x0).pow(2).sum()
+        else:
+            r = A(x) - y
+            if w is not None:
+                r = w * r
+            loss = 0.5 * r.abs().pow(2).sum()
+            if regularizer is not None and reg_weight > 0:
+                loss = loss + reg_weight * regularizer(x)
         if not bool(torch.isfinite(loss)):
             from .common import NonFiniteIterateError
 
@@ -225,14 +255,16 @@ def fit_coordinate_network(
                 f"coordinate: the loss became NaN/Inf at step {k}; the last finite rendering is in .last_finite "
                 f"(try a smaller lr or grad_clip)", iteration=k, last_finite=track.last_finite,
                 history=track.history)
-        (loss * scale).backward()
+        (loss * (1.0 / x0.numel() if embedding else scale)).backward()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         last = k == n_steps - 1
         rec = {}
         if k % log_every == 0 or last:
-            rec = dict(objective=float(loss.detach()), lr=cur_lr)
+            # the x0 phase's misfit is another quantity than the objective: its own column
+            rec = dict(x0_misfit=float(loss.detach()), lr=cur_lr) if embedding else dict(
+                objective=float(loss.detach()), lr=cur_lr)
         want_metrics = track.truth is not None and (k % track.metrics_every == 0 or last)
         if rec or want_metrics or callback is not None:
             if track.step(k, x.detach(), last=last, **rec):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from forward_models import Blur, Identity, gaussian_kernel
+from forward_models import Blur, gaussian_kernel
 
 
 def smooth_image(n: int = 32, *, dtype=torch.float64, seed: int = 0) -> torch.Tensor:

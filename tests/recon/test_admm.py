@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -109,3 +111,14 @@ def test_admm_ensemble_symmetrises_the_denoiser():
     assert float((c - d).abs().max()) > 1e-3
     with pytest.raises(TypeError, match="ensemble must be True or False"):
         pnp_admm(fid, den, lam=1e-3, rho=1e-2, ensemble="x8")
+
+
+def test_rho_schedule_takes_the_denoiser_level_from_sigma0_to_sigma_end():
+    from recon.solvers import admm_rho_schedule
+
+    lam, s0, s_end, n = 0.3, 0.2, 0.05, 12
+    rho, growth = admm_rho_schedule(lam, s0, s_end, n)
+    levels = [math.sqrt(lam / (rho * growth**k)) for k in range(n)]
+    assert levels[0] == pytest.approx(s0) and levels[-1] == pytest.approx(s_end)
+    assert all(a > b for a, b in zip(levels, levels[1:]))  # geometric, strictly decreasing
+    assert admm_rho_schedule(lam, s0, s0, n)[1] == pytest.approx(1.0)  # equal ends: fixed rho
