@@ -84,10 +84,16 @@ def hqs_runner(den, n_iter, cg_max_iter=50):
     return run
 
 
+def _indices(args):
+    """The Train400 images of a search (``--first-image``, ``--n-images``); seeds follow the index."""
+    return range(args.first_image, args.first_image + args.n_images)
+
+
 def tune_deblur(args, den):
-    imgs = load_images(TRAIN400, indices=range(args.n_images), crop=args.crop)
+    imgs = load_images(TRAIN400, indices=_indices(args), crop=args.crop)
     kernels = levin_kernels(range(0, 8, 8 // args.n_kernels))
-    probs = [deblur_problem(img, k, seed=100 + 10 * i + j) for i, img in enumerate(imgs) for j, k in enumerate(kernels)]
+    probs = [deblur_problem(img, k, seed=100 + 10 * i + j)
+             for i, img in zip(_indices(args), imgs) for j, k in enumerate(kernels)]
     print(f"deblur: {len(imgs)} Train400 images x {len(kernels)} kernels, prior {args.prior}")
     out = {}
     if "tv" in args.solvers:
@@ -106,8 +112,8 @@ def tune_deblur(args, den):
 
 def tune_ct(args, den):
     # --ct-size 0 keeps Train400's native 180x180: closer to Set12's detail at 256 than upsampled images
-    imgs = load_images(TRAIN400, indices=range(args.n_images), size=args.ct_size or None)
-    probs = [ct_problem(img, seed=200 + i) for i, img in enumerate(imgs)]
+    imgs = load_images(TRAIN400, indices=_indices(args), size=args.ct_size or None)
+    probs = [ct_problem(img, seed=200 + i) for i, img in zip(_indices(args), imgs)]
     print(f"ct: {len(imgs)} Train400 images at {imgs[0].shape[0]}x{imgs[0].shape[1]}, 60 views, 1% noise "
           f"(sigma {', '.join(f'{pr[3]:.3g}' for pr in probs)}), prior {args.prior}")
     out = {}
@@ -153,9 +159,9 @@ def tune_denoise(args, den):
     denoise defaults of PnP-ADMM/HQS do) against the 8-iteration DPIR schedule."""
     from forward_models import Identity
 
-    imgs = load_images(TRAIN400, indices=range(args.n_images))
+    imgs = load_images(TRAIN400, indices=_indices(args))
     probs = []
-    for i, img in enumerate(imgs):
+    for i, img in zip(_indices(args), imgs):
         for j, s in enumerate((15 / 255, 25 / 255, 50 / 255)):
             x = torch.from_numpy(img).float()[None, None]
             g = torch.Generator().manual_seed(300 + 10 * i + j)
@@ -176,8 +182,8 @@ def tune_denoise(args, den):
 def tune_coordinate(args):
     """Coordinate networks on the CT problem, one search per encoding over octaves, lr and steps (the
     rest from defaults.py); slow on a CPU (a 180x180 fit is ~8 minutes per 1000 steps on one core)."""
-    imgs = load_images(TRAIN400, indices=range(args.n_images), size=args.ct_size or None)
-    probs = [ct_problem(img, seed=300 + i) for i, img in enumerate(imgs)]
+    imgs = load_images(TRAIN400, indices=_indices(args), size=args.ct_size or None)
+    probs = [ct_problem(img, seed=300 + i) for i, img in zip(_indices(args), imgs)]
     print(f"coordinate: {len(imgs)} Train400 images at {imgs[0].shape[0]}x{imgs[0].shape[1]}, 60 views, 1% noise")
     out = {}
     for encoding in args.coord_encodings:
@@ -210,6 +216,8 @@ def main(argv=None):
     p.add_argument("--solvers", default="fbp,cg,tv,hqs,pnp-admm", help="comma-separated subset to tune")
     p.add_argument("--quick", action="store_true", help="fewer images, smaller crops")
     p.add_argument("--n-images", type=int, default=None)
+    p.add_argument("--first-image", type=int, default=0,
+                   help="Train400 index of the first image (the n-images after it are used)")
     p.add_argument("--n-kernels", type=int, default=None, help="Levin kernels (spread over the 8; default 4)")
     p.add_argument("--admm-iter", type=int, default=None)
     p.add_argument("--hqs-iter", type=int, default=None)

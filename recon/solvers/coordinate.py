@@ -13,7 +13,8 @@ import torch
 
 from forward_models.base import LinearOperator
 
-from .common import Tracker, check_int, check_measurement, check_positive, check_state_callback, resolve_device
+from .common import (Tracker, check_int, check_measurement, check_positive, check_state_callback, check_x0,
+                     initial_point, resolve_device)
 from .history import History
 
 LR_SCHEDULES = ("constant", "cosine", "exponential", "step")
@@ -144,8 +145,10 @@ def fit_coordinate_network(
         through ``A``; Adam's moments restart at the switch (the two losses' gradients differ in
         scale by about ``‖A‖²``), the learning-rate schedule runs over the whole budget.
     init_steps : int, optional
-        Steps of the ``x0`` phase, counted in ``n_steps`` so that budgets compare (default
-        ``n_steps // 10`` when ``x0`` is given; needs ``x0``; ``< n_steps``).
+        Steps of the ``x0`` phase, counted in ``n_steps`` so that budgets compare (``< n_steps``;
+        default ``n_steps // 10`` when ``x0`` is given, else 0).  Given without ``x0``, the phase
+        embeds the start point every other solver uses (:func:`recon.solvers.common.initial_point`:
+        the Hann-window FBP for tomography, ``y`` for an operator onto its own space).
 
     Returns
     -------
@@ -177,17 +180,17 @@ def fit_coordinate_network(
     check_state_callback(state_callback)
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
-    if x0 is None:
-        if init_steps is not None:
-            raise ValueError("init_steps is the length of the x0 phase: give x0 too")
-        init_steps = 0
-    else:
-        from .common import check_x0
-
+    if init_steps is None:
+        init_steps = 0 if x0 is None else n_steps // 10
+    init_steps = check_int(init_steps, "init_steps", minimum=0)
+    if init_steps >= n_steps:
+        raise ValueError(f"init_steps must be < n_steps = {n_steps} (it is part of the budget), got {init_steps}")
+    if x0 is not None:
         check_x0(A, x0, 1)
-        init_steps = n_steps // 10 if init_steps is None else check_int(init_steps, "init_steps")
-        if not 0 < init_steps < n_steps:
-            raise ValueError(f"init_steps must be in [1, n_steps) = [1, {n_steps}) with x0, got {init_steps}")
+        if not init_steps:
+            raise ValueError("x0 needs init_steps > 0: a network starts at x0 only by fitting it first")
+    elif init_steps:
+        x0 = initial_point(A, y, None)  # the start point of every other solver (Hann FBP for CT)
     if seed is not None and resume_state is None:
         torch.manual_seed(int(seed))
     dev = resolve_device(device, y)

@@ -213,9 +213,25 @@ def test_x0_through_run_solver_and_errors():
     out, hist = run_solver("coordinate", A, torch.cat([x, x]), x0=torch.cat([x, 1 - x]), init_steps=19, **kw)
     assert psnr(out[1:], 1 - x) > psnr(out[1:], x) + 3.0
     f = image_field(A.in_shape, encoding="pe", n_freqs=2, width=8, depth=1)
-    with pytest.raises(ValueError, match="init_steps is the length of the x0 phase"):
-        fit_coordinate_network(A, x, f, n_steps=5, init_steps=2)
-    with pytest.raises(ValueError, match=r"init_steps must be in \[1, n_steps\)"):
+    with pytest.raises(ValueError, match="x0 needs init_steps > 0"):
+        fit_coordinate_network(A, x, f, n_steps=5, x0=x, init_steps=0)
+    with pytest.raises(ValueError, match=r"init_steps must be < n_steps = 5"):
         fit_coordinate_network(A, x, f, n_steps=5, x0=x, init_steps=5)
     with pytest.raises(ValueError, match="x0 must have shape"):
         fit_coordinate_network(A, x, f, n_steps=5, x0=x[0])
+
+
+def test_init_steps_without_x0_embeds_the_solvers_common_start_point():
+    # CT: the start point of every solver is the Hann FBP; the x0 phase must reproduce it
+    from forward_models.radon import Radon
+
+    n = 16
+    x = smooth_image(n, dtype=torch.float32)
+    A = Radon((n, n), np.linspace(0, np.pi, 6, endpoint=False))
+    y = A(x)
+    start = A.fbp(y, filter="hann")
+    seen = {}
+    f = image_field(A.in_shape, encoding="pe", n_freqs=4, width=48, depth=3, seed=0)
+    fit_coordinate_network(A, y, f, n_steps=151, init_steps=150, lr=3e-3,
+                           callback=lambda k, xk, h: seen.update({k: xk.detach().clone()}))
+    assert psnr(seen[149], start, data_range=float(start.max() - start.min()), clip=False) > 25.0
