@@ -333,6 +333,7 @@ def check_state_callback(state_callback) -> None:
                         f"got {type(state_callback).__name__}")
 
 
-__all__ = ["Callback", "check_state_callback", "NonFiniteIterateError", "Tracker", "call_denoiser", "check_int", "check_measurement",
+__all__ = ["Callback", "check_state_callback", "NonFiniteIterateError", "Tracker", "call_denoiser", "check_int",
+           "check_measurement",
            "check_positive", "check_x0", "clamp_sigma", "initial_point", "move_denoiser", "progress_bar",
            "resolve_device", "use_progress"]
