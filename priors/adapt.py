@@ -434,7 +434,7 @@ def main(argv=None) -> int:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {a.device!r} requested but CUDA is not available")
     from . import load_denoiser
-    from .data import list_images, read_gray
+    from .data import list_images, read_gray, resize_square
     from .weights import WEIGHTS_DIR, save_weights, sha256_file
 
     out = Path(a.out)
@@ -447,10 +447,8 @@ def main(argv=None) -> int:
 
     def read(i):
         img = read_gray(files[i])
-        if a.size is not None and img.shape != (a.size, a.size):
-            from skimage.transform import resize
-
-            img = np.clip(resize(img, (a.size, a.size), anti_aliasing=True, order=3), 0, 1)
+        if a.size is not None:
+            img = resize_square(img, a.size)
         if a.pad_to is not None:
             img = pad_or_crop(img, a.pad_to)
         return img

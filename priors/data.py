@@ -41,6 +41,19 @@ def read_gray(path: str | Path) -> np.ndarray:
     return img.astype(np.float64)
 
 
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """``img`` (H, W) in [0, 1] resized to ``(size, size)``: anti-aliased cubic, clipped to [0, 1].
+
+    The resize of the CT benchmarks (Set12 at 256x256) and of the CT adaptation's training images,
+    one function so that the two stay the same; a no-op copy when the shape already matches.
+    """
+    if img.shape == (size, size):
+        return np.array(img, dtype=np.float64)
+    from skimage.transform import resize
+
+    return np.clip(resize(img, (size, size), anti_aliasing=True, order=3), 0, 1)
+
+
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """Apply the ``k``-th of the 8 flips/90-degree rotations to the last two axes."""
     if k >= 4:

@@ -32,7 +32,7 @@ CT_SIZE = 256
 
 def load_images(folder: Path, *, indices=None, size: int | None = None, crop: int | None = None) -> list[np.ndarray]:
     """Grayscale images in [0, 1] (float64), optionally resized (anti-aliased) or centre-cropped."""
-    from priors.data import list_images, read_gray
+    from priors.data import list_images, read_gray, resize_square
 
     paths = list_images(folder)
     if indices is not None:
@@ -40,10 +40,8 @@ def load_images(folder: Path, *, indices=None, size: int | None = None, crop: in
     out = []
     for p in paths:
         img = read_gray(p)
-        if size is not None and img.shape != (size, size):
-            from skimage.transform import resize
-
-            img = np.clip(resize(img, (size, size), anti_aliasing=True, order=3), 0, 1)
+        if size is not None:
+            img = resize_square(img, size)
         if crop is not None and min(img.shape) > crop:
             r0, c0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
             img = img[r0:r0 + crop, c0:c0 + crop]
