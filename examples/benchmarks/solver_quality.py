@@ -113,6 +113,8 @@ def coordinate(args):
         base["n_steps"] = args.coord_steps
     if args.coord_amp != "none":
         base["amp"] = args.coord_amp
+    if args.coord_init_steps is not None:
+        base["init_steps"] = args.coord_init_steps
     # every fit is independent: --jobs N runs N of them at once, one thread each (main() has set
     # --threads for the sequential case)
     threads = 1 if args.jobs > 1 else None
@@ -135,7 +137,8 @@ def coordinate(args):
             pool.shutdown(cancel_futures=True)
     _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
            f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']}"
-           f"{', bf16 autocast' if args.coord_amp == 'bf16' else ''})",
+           f"{', bf16 autocast' if args.coord_amp == 'bf16' else ''}"
+           f"{', first %d steps on the Hann FBP' % base['init_steps'] if base.get('init_steps') else ''})",
            rows)
     return rows
 
@@ -158,6 +161,8 @@ def main(argv=None):
     p.add_argument("--coord-steps", type=int, default=None, help="Adam steps (default: the defaults' budget)")
     p.add_argument("--coord-amp", choices=["none", "bf16"], default="none",
                    help="bf16: fit the networks under bfloat16 autocast (2.4x faster per step at 256x256 on a CPU with AVX-512 BF16: coordinate_amp.py)")
+    p.add_argument("--coord-init-steps", type=int, default=None,
+                   help="steps of the budget that first fit the Hann FBP (default: the defaults'; 0: from scratch)")
     p.add_argument("--jobs", type=int, default=1, help="coordinate fits run at once (one thread each)")
     p.add_argument("--ensemble", action="store_true",
                    help="also run PnP-ADMM (and HQS for deblurring) with the x8 self-ensemble denoiser (8x slower)")

@@ -84,7 +84,7 @@ def fit_coordinate_network(
     state_callback=None,
     resume_state: dict | None = None,
     x0: torch.Tensor | None = None,
-    init_steps: int | None = None,
+    init_steps: int | float | None = None,
 ) -> tuple[torch.nn.Module, History]:
     """Fit ``field`` so that ``A(field.render()) ≈ y``, with Adam.
 
@@ -144,9 +144,10 @@ def fit_coordinate_network(
         (``‖f_θ − x0‖²/2``, the "prior embedding" of NeRP, Shen et al. 2022) before the steps
         through ``A``; Adam's moments restart at the switch (the two losses' gradients differ in
         scale by about ``‖A‖²``), the learning-rate schedule runs over the whole budget.
-    init_steps : int, optional
+    init_steps : int or float, optional
         Steps of the ``x0`` phase, counted in ``n_steps`` so that budgets compare (``< n_steps``;
-        default ``n_steps // 10`` when ``x0`` is given, else 0).  Given without ``x0``, the phase
+        default ``n_steps // 10`` when ``x0`` is given, else 0); a float in (0, 1) is a fraction
+        of ``n_steps`` (how ``defaults.py`` stores it, so that another ``n_steps`` keeps it valid).  Given without ``x0``, the phase
         embeds the start point every other solver uses (:func:`recon.solvers.common.initial_point`:
         the Hann-window FBP for tomography, ``y`` for an operator onto its own space).
 
@@ -182,6 +183,10 @@ def fit_coordinate_network(
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     if init_steps is None:
         init_steps = 0 if x0 is None else n_steps // 10
+    elif isinstance(init_steps, float):  # a fraction of the budget (so defaults survive another n_steps)
+        if not 0.0 < init_steps < 1.0:
+            raise ValueError(f"init_steps as a float is a fraction of n_steps in (0, 1), got {init_steps}")
+        init_steps = min(max(1, round(init_steps * n_steps)), n_steps - 1)  # a 1-step budget: no phase
     init_steps = check_int(init_steps, "init_steps", minimum=0)
     if init_steps >= n_steps:
         raise ValueError(f"init_steps must be < n_steps = {n_steps} (it is part of the budget), got {init_steps}")

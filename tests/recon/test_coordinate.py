@@ -213,6 +213,10 @@ def test_x0_through_run_solver_and_errors():
     out, hist = run_solver("coordinate", A, torch.cat([x, x]), x0=torch.cat([x, 1 - x]), init_steps=19, **kw)
     assert psnr(out[1:], 1 - x) > psnr(out[1:], x) + 3.0
     f = image_field(A.in_shape, encoding="pe", n_freqs=2, width=8, depth=1)
+    _, hist = run_solver("coordinate", A, x, x0=x, init_steps=0.25, **kw)
+    assert hist.meta["init_steps"] == 5  # a fraction of n_steps
+    with pytest.raises(ValueError, match=r"fraction of n_steps in \(0, 1\)"):
+        fit_coordinate_network(A, x, f, n_steps=5, x0=x, init_steps=1.0)
     with pytest.raises(ValueError, match="x0 needs init_steps > 0"):
         fit_coordinate_network(A, x, f, n_steps=5, x0=x, init_steps=0)
     with pytest.raises(ValueError, match=r"init_steps must be < n_steps = 5"):

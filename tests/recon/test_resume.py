@@ -99,6 +99,16 @@ def test_coordinate_resume_restores_field_and_adam(tmp_path):
     assert not torch.equal(other, full)
 
 
+@pytest.mark.parametrize("k", [2, 4, 8])  # inside the x0 phase, at its last step, after it
+def test_coordinate_resume_across_the_x0_phase(tmp_path, k):
+    x = smooth_image(8, dtype=torch.float32)
+    A = Identity((8, 8))
+    kw = dict(encoding="pe", n_freqs=3, width=16, depth=2, n_steps=14, lr=5e-3, init_steps=5, x0=1 - x,
+              use_defaults=False)
+    full, h_full, res, h_res = _capture_and_resume(tmp_path, "coordinate", A, x.clone(), k=k, truth=x, **kw)
+    _same(full, h_full, res, h_res)
+
+
 def test_coordinate_batch_resume_in_second_element(tmp_path):
     x = torch.cat([smooth_image(8, dtype=torch.float32), smooth_image(8, dtype=torch.float32).flip(-1)])
     A = Identity((8, 8))
