@@ -135,7 +135,8 @@ def coordinate(args):
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, width {base['width']}, "
+    _table(f"Coordinate networks on CT, Set12{indices} ({args.coord_size}px, {base['n_steps']} steps, "
+           f"width {base['width']}, "
            f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']}"
            f"{', bf16 autocast' if args.coord_amp == 'bf16' else ''}"
            f"{', first %d steps on the Hann FBP' % base['init_steps'] if base.get('init_steps') else ''})",
@@ -160,7 +161,8 @@ def main(argv=None):
     p.add_argument("--coord-size", type=int, default=None, help="their side in pixels (the issue: 256)")
     p.add_argument("--coord-steps", type=int, default=None, help="Adam steps (default: the defaults' budget)")
     p.add_argument("--coord-amp", choices=["none", "bf16"], default="none",
-                   help="bf16: fit the networks under bfloat16 autocast (2.4x faster per step at 256x256 on a CPU with AVX-512 BF16: coordinate_amp.py)")
+                   help="bf16: fit the networks under bfloat16 autocast (2.4x faster per step at 256x256 on a CPU "
+                        "with AVX-512 BF16: coordinate_amp.py)")
     p.add_argument("--coord-init-steps", type=int, default=None,
                    help="steps of the budget that first fit the Hann FBP (default: the defaults'; 0: from scratch)")
     p.add_argument("--jobs", type=int, default=1, help="coordinate fits run at once (one thread each)")
