@@ -148,8 +148,9 @@ def fit_coordinate_network(
         Steps of the ``x0`` phase, counted in ``n_steps`` so that budgets compare (``< n_steps``;
         default ``n_steps // 10`` when ``x0`` is given, else 0); a float in (0, 1) is a fraction
         of ``n_steps`` (how ``defaults.py`` stores it, so that another ``n_steps`` keeps it valid).
-        Given without ``x0``, the phase embeds the start point every other solver uses (:func:`recon.solvers.common.initial_point`:
-        the Hann-window FBP for tomography, ``y`` for an operator onto its own space).
+        Given without ``x0``, the phase embeds the start point every other solver uses
+        (:func:`recon.solvers.common.initial_point`: the Hann-window FBP for tomography, ``y``
+        for an operator onto its own space).
 
     Returns
     -------

@@ -200,10 +200,11 @@ DEFAULTS: dict[tuple, dict] = {
     #   python examples/benchmarks/tune_solvers.py --task coordinate --ct-size 0 --coord-steps 2000 \
     #       --coord-amp bf16 --threads 1 --first-image 1 --n-images 1 --coord-encodings pe --coord-init-steps 200,0
     # (and --coord-encodings none; image 0 likewise), PE / raw coordinates dB:
-    #   Train400[0]: from FBP 26.93 / 24.13, from scratch 26.12 (float32) / 24.02
+    #   Train400[0]: from FBP 26.93 / 24.13, from scratch 26.12 (the tuning run above) / 24.02
     #   Train400[1]: from FBP 30.24 / 29.10, from scratch 29.68 / 28.68
     # The start helps PE by +0.69 dB on average (raw coordinates +0.27, they cannot represent the FBP's detail),
-    # so the default spends 10% of the budget on it (init_steps=0.1: a fraction, 200 of 2000 steps).  Set12 with it: see the closing note of issue 3.
+    # so the default spends 10% of the budget on it (init_steps=0.1: a fraction, 200 of 2000 steps).
+    # Set12 with it: below.
     ("coordinate", "radon"): dict(encoding="pe", n_freqs=None, width=256, depth=4, n_steps=2000, lr=1e-3,
                                   lr_schedule="cosine", init_steps=0.1),
 }
