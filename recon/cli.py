@@ -136,13 +136,15 @@ def cmd_run(args, argv) -> int:
     from .io import check_output_path, write_fits
 
     m = api.load_measurement(args.input)
-    out = check_output_path(args.output, [args.input])
-    check_output_path(out.with_suffix(".png"), [args.input], what="preview")
+    inputs = [args.input] + ([args.x0] if args.x0 else [])  # never overwritten by an output
+    out = check_output_path(args.output, inputs)
+    check_output_path(out.with_suffix(".png"), inputs, what="preview")
     sky = None
     if args.fits:
-        check_output_path(args.fits, [args.input, out], what="FITS output")
+        check_output_path(args.fits, [*inputs, out], what="FITS output")
         sky = _sky_fn(m)
     options = _parse_options(args.option)
+    x0 = _read_start_point(args.x0, m) if args.x0 else None
     if args.iterations is not None:
         options.setdefault("iterations", args.iterations)
     if args.weights is not None:
@@ -156,23 +158,26 @@ def cmd_run(args, argv) -> int:
         from .checkpoint import Checkpointer
 
         ckpt_path = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name + ".ckpt")
-        check_output_path(ckpt_path, [args.input, out], what="checkpoint")
+        check_output_path(ckpt_path, [*inputs, out], what="checkpoint")
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume,
                             run_key={"input_sha256": _sha(args.input), "solver": solver, "prior": args.prior,
                                      "options": options, "seed": args.seed, "dtype": args.dtype,
-                                     "weights_sha256": _sha(args.weights) if args.weights else ""})
+                                     "weights_sha256": _sha(args.weights) if args.weights else "",
+                                     "x0_sha256": _sha(args.x0) if args.x0 else ""})
     if ckpt is not None:
         r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=args.threads,
-                     dtype=args.dtype, **options)
+                     dtype=args.dtype, x0=x0, **options)
     else:
         r = api.reconstruct(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed,
-                            threads=args.threads, dtype=args.dtype, **options)
+                            threads=args.threads, dtype=args.dtype, x0=x0, **options)
     r.provenance["generator"] = "recon run"
+    if args.x0:  # the start point is an input of the run: name it and its content
+        r.provenance["parents"].append({"path": str(args.x0), "sha256": _sha(args.x0), "role": "x0"})
     r.provenance["command"] = _command_line(argv)
-    api.save_reconstruction(r, out, inputs=[args.input])
+    api.save_reconstruction(r, out, inputs=inputs)
     if args.fits:
         info = _sky_image(r, sky)
-        write_fits(args.fits, info.pop("image"), overwrite_inputs=[args.input, out], **info)
+        write_fits(args.fits, info.pop("image"), overwrite_inputs=[*inputs, out], **info)
     if ckpt is not None:
         ckpt.cleanup()
     met = r.metrics
@@ -185,6 +190,38 @@ def cmd_run(args, argv) -> int:
     parts.append(f"{met['wall_time_s']:.2f} s")
     print(", ".join(parts))
     return EXIT_OK
+
+
+def _read_start_point(path: str, m):
+    """The ``--x0`` start point: ``/reconstruction/x`` of a ``recon run`` output or a ``.npy`` array
+    (read without pickle), checked against the input grid of the measurement's operator."""
+    import numpy as np
+
+    from .io import MeasurementFileError, read_reconstruction
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"--x0 {p}: no such file")
+    shape = tuple(m.operator().in_shape)
+    if p.suffix.lower() == ".npy":
+        try:
+            x0 = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as e:  # corrupt, truncated or an object array
+            raise BadInput(f"--x0 {p}: not a readable .npy array ({' '.join(str(e).split())})") from None
+    elif p.suffix.lower() in (".h5", ".hdf5"):
+        try:
+            x0 = read_reconstruction(p).x
+        except MeasurementFileError as e:
+            raise BadInput(f"--x0 {e.path}: {e.problem}") from None
+    else:
+        raise BadInput(f"--x0 {p}: expected a reconstruction file (.h5) or a NumPy array (.npy)")
+    if tuple(x0.shape) != shape:
+        raise BadInput(f"--x0 {p}: shape {tuple(x0.shape)} does not match the operator's input {shape}")
+    if np.iscomplexobj(x0) or not np.issubdtype(x0.dtype, np.number):
+        raise BadInput(f"--x0 {p}: expected real numbers, got dtype {x0.dtype}")
+    if not np.all(np.isfinite(x0)):
+        raise BadInput(f"--x0 {p}: contains NaN or Inf")
+    return np.asarray(x0, dtype=np.float64)
 
 
 def _sha(path) -> str:
@@ -365,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--iterations", type=_positive_int, help="solver iterations (default: the solver's)")
     r.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="solver option, repeatable (e.g. --option lam=0.01 --option rho=1)")
+    r.add_argument("--x0", metavar="PATH", help="start point: a reconstruction file (.h5) of the same grid or a "
+                   ".npy array of the operator's input shape (default: the solver's, e.g. FBP for CT)")
     r.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     r.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's)")
