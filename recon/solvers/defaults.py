@@ -148,6 +148,11 @@ DEFAULTS: dict[tuple, dict] = {
     #  --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1 --threads 1).  Neither passed, so neither was
     # run on Set12 and the second phase stays shipped: another round of the same recipe has saturated, and the
     # padded images (mirror seams, content up to the corners) teach the wrong artefacts.
+    # The start point is not the limit either: from the TV solver's result instead of the Hann FBP (recon run
+    # --x0), held-out Train400 0-3 at 256x256 (noise seeds 200+i, one thread): PnP-ADMM 29.52, 33.35, 26.78,
+    # 29.01 dB from either start (TV itself 28.75, 32.34, 25.50, 27.82), and σ0 0.1 or 0.15 instead of 0.2 from
+    # the TV start within 0.03 dB; the σ0 = 0.2 schedule forgets where it started
+    # (python examples/benchmarks/ct_start_point.py --size 256 --n-images 4).
     ("pnp-admm", "radon", "drunet-ct"): dict(lam_per_sigma2=0.6, lam=1.44, denoiser_sigma0=0.2,
                                              denoiser_sigma_end=0.1, n_iter=20, rho_schedule="increasing",
                                              cg_max_iter=8),
