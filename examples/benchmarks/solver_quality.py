@@ -103,6 +103,15 @@ def _coordinate_fit(task):
     return (i, encoding) + _run("coordinate", A, x, y, s, None, device, **{**base, "encoding": encoding})
 
 
+def _init_text(base) -> str:
+    """The table title's note on the FBP start (``init_steps`` is a count or a fraction of the budget)."""
+    k = base.get("init_steps")
+    if not k:
+        return ""
+    steps = min(max(1, round(k * base["n_steps"])), base["n_steps"] - 1) if isinstance(k, float) else int(k)
+    return f", first {steps} steps on the Hann FBP"
+
+
 def coordinate(args):
     indices = args.coord_indices if args.coord_indices is not None else list(range(args.coord_images))
     imgs = load_images(SET12, indices=indices, size=args.coord_size)
@@ -139,7 +148,7 @@ def coordinate(args):
            f"width {base['width']}, "
            f"depth {base['depth']}, {base['n_freqs'] or 'auto'} octaves, lr {base['lr']} {base['lr_schedule']}"
            f"{', bf16 autocast' if args.coord_amp == 'bf16' else ''}"
-           f"{', first %d steps on the Hann FBP' % base['init_steps'] if base.get('init_steps') else ''})",
+           f"{_init_text(base)})",
            rows)
     return rows
 
