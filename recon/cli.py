@@ -145,6 +145,7 @@ def cmd_run(args, argv) -> int:
         sky = _sky_fn(m)
     options = _parse_options(args.option)
     x0 = _read_start_point(args.x0, m) if args.x0 else None
+    x0_sha = _sha(args.x0) if args.x0 else ""
     if args.iterations is not None:
         options.setdefault("iterations", args.iterations)
     if args.weights is not None:
@@ -163,7 +164,7 @@ def cmd_run(args, argv) -> int:
                             run_key={"input_sha256": _sha(args.input), "solver": solver, "prior": args.prior,
                                      "options": options, "seed": args.seed, "dtype": args.dtype,
                                      "weights_sha256": _sha(args.weights) if args.weights else "",
-                                     "x0_sha256": _sha(args.x0) if args.x0 else ""})
+                                     "x0_sha256": x0_sha})
     if ckpt is not None:
         r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=args.threads,
                      dtype=args.dtype, x0=x0, **options)
@@ -172,7 +173,7 @@ def cmd_run(args, argv) -> int:
                             threads=args.threads, dtype=args.dtype, x0=x0, **options)
     r.provenance["generator"] = "recon run"
     if args.x0:  # the start point is an input of the run: name it and its content
-        r.provenance["parents"].append({"path": str(args.x0), "sha256": _sha(args.x0), "role": "x0"})
+        r.provenance["parents"].append({"path": str(args.x0), "sha256": x0_sha, "role": "x0"})
     r.provenance["command"] = _command_line(argv)
     api.save_reconstruction(r, out, inputs=inputs)
     if args.fits:

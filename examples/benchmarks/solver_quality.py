@@ -30,6 +30,7 @@ from problems import SET12, ct_problem, deblur_problem, levin_kernels, load_imag
 
 from recon.metrics import psnr
 from recon.solvers import defaults_for, resolve_prior, run_solver
+from recon.solvers.coordinate import resolve_init_steps
 
 
 def _run(name, A, x, y, s, prior, device, **override):
@@ -105,11 +106,8 @@ def _coordinate_fit(task):
 
 def _init_text(base) -> str:
     """The table title's note on the FBP start (``init_steps`` is a count or a fraction of the budget)."""
-    k = base.get("init_steps")
-    if not k:
-        return ""
-    steps = min(max(1, round(k * base["n_steps"])), base["n_steps"] - 1) if isinstance(k, float) else int(k)
-    return f", first {steps} steps on the Hann FBP"
+    steps = resolve_init_steps(base.get("init_steps"), base["n_steps"], has_x0=False)
+    return f", first {steps} steps on the Hann FBP" if steps else ""
 
 
 def coordinate(args):

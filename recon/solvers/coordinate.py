@@ -59,6 +59,22 @@ def _lr_factor(schedule: str, k: int, n: int, final_ratio: float) -> float:
     return 1.0 if t < 0.5 else (math.sqrt(final_ratio) if t < 0.75 else final_ratio)  # "step"
 
 
+def resolve_init_steps(init_steps: int | float | None, n_steps: int, *, has_x0: bool) -> int:
+    """The number of steps of the ``n_steps`` budget that fit the start point (``init_steps`` of
+    :func:`fit_coordinate_network`): ``None`` is a tenth of the budget when ``x0`` is given, else 0;
+    a float in (0, 1) is that fraction of the budget (so defaults survive another ``n_steps``)."""
+    if init_steps is None:
+        init_steps = 0 if not has_x0 else n_steps // 10
+    elif isinstance(init_steps, float):
+        if not 0.0 < init_steps < 1.0:
+            raise ValueError(f"init_steps as a float is a fraction of n_steps in (0, 1), got {init_steps}")
+        init_steps = min(max(1, round(init_steps * n_steps)), n_steps - 1)  # a 1-step budget: no phase
+    init_steps = check_int(init_steps, "init_steps", minimum=0)
+    if init_steps >= n_steps:
+        raise ValueError(f"init_steps must be < n_steps = {n_steps} (it is part of the budget), got {init_steps}")
+    return init_steps
+
+
 def fit_coordinate_network(
     A: LinearOperator,
     y: torch.Tensor,
@@ -182,15 +198,7 @@ def fit_coordinate_network(
     check_state_callback(state_callback)
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
-    if init_steps is None:
-        init_steps = 0 if x0 is None else n_steps // 10
-    elif isinstance(init_steps, float):  # a fraction of the budget (so defaults survive another n_steps)
-        if not 0.0 < init_steps < 1.0:
-            raise ValueError(f"init_steps as a float is a fraction of n_steps in (0, 1), got {init_steps}")
-        init_steps = min(max(1, round(init_steps * n_steps)), n_steps - 1)  # a 1-step budget: no phase
-    init_steps = check_int(init_steps, "init_steps", minimum=0)
-    if init_steps >= n_steps:
-        raise ValueError(f"init_steps must be < n_steps = {n_steps} (it is part of the budget), got {init_steps}")
+    init_steps = resolve_init_steps(init_steps, n_steps, has_x0=x0 is not None)
     if x0 is not None:
         check_x0(A, x0, 1)
         if not init_steps:
@@ -320,4 +328,4 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
-__all__ = ["LR_SCHEDULES", "REGULARIZERS", "fit_coordinate_network", "smoothed_total_variation"]
+__all__ = ["LR_SCHEDULES", "REGULARIZERS", "fit_coordinate_network", "resolve_init_steps", "smoothed_total_variation"]
