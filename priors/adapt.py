@@ -360,6 +360,53 @@ def pad_or_crop(img: np.ndarray, size: int) -> np.ndarray:
     return np.pad(out, widths, mode="symmetric")
 
 
+def mosaic(images: list[np.ndarray], size: int, rng: np.random.Generator, *, first: int = 0) -> np.ndarray:
+    """A ``(size, size)`` image tiled from four crops of ``images`` at their native pixel scale.
+
+    A 2x2 mosaic split at a random point in the middle third, each tile a random crop (randomly
+    flipped) of one of the images, the first tile from ``images[first]``.  The point: a training
+    object ``size`` pixels across whose detail is as fine as the images' own (resizing 180-pixel
+    Train400 images to 256 smooths them, and mirror padding adds mirror-symmetric content).
+
+    Parameters
+    ----------
+    images : list of ndarray (H, W)
+        Source images in [0, 1], each at least ``2 size / 3`` pixels on both sides.
+    size : int
+        Side of the mosaic in pixels.
+    rng : numpy.random.Generator
+        Draws the split point, the tiles' sources, positions and flips.
+    first : int
+        Index of the image the top-left tile comes from.
+
+    Returns
+    -------
+    ndarray (size, size), float64
+    """
+    if size < 3:
+        raise ValueError(f"size must be at least 3 pixels, got {size}")
+    lo, hi = size // 3, size - size // 3
+    need = size - lo
+    small = [k for k, im in enumerate(images) if min(im.shape[:2]) < need]
+    if small:
+        raise ValueError(f"images: a {size}-pixel mosaic needs images of at least {need} pixels a side; "
+                         f"image {small[0]} is {images[small[0]].shape}")
+    sy, sx = (int(v) for v in rng.integers(lo, hi + 1, size=2))
+    out = np.empty((size, size), dtype=np.float64)
+    for n, (rows, cols) in enumerate((((0, sy), (0, sx)), ((0, sy), (sx, size)),
+                                       ((sy, size), (0, sx)), ((sy, size), (sx, size)))):
+        img = images[first] if n == 0 else images[int(rng.integers(len(images)))]
+        h, w = rows[1] - rows[0], cols[1] - cols[0]
+        i, j = int(rng.integers(img.shape[0] - h + 1)), int(rng.integers(img.shape[1] - w + 1))
+        tile = img[i:i + h, j:j + w]
+        if rng.integers(2):
+            tile = tile[::-1]
+        if rng.integers(2):
+            tile = tile[:, ::-1]
+        out[rows[0]:rows[1], cols[0]:cols[1]] = tile
+    return out
+
+
 def _solver_params(items) -> dict:
     """``--option KEY=VALUE`` items as ``recon run`` reads them (numbers, booleans, JSON, strings)."""
     from recon.cli import _parse_options
@@ -388,6 +435,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "object of SIZE pixels across with the images' own pixel statistics (upsampling 180-pixel "
                         "Train400 images to 256 makes them smoother than the benchmark's; measured worse than "
                         "--size on the held-out problems, see recon/solvers/defaults.py)")
+    p.add_argument("--mosaic", type=float, default=0.0, metavar="SHARE",
+                   help="with --size: make this share of the images (every k-th, training and held-out alike) "
+                        "2x2 mosaics of native-scale crops of the set's images instead of resized images "
+                        "(detail as fine as the benchmark's, see mosaic())")
     p.add_argument("--eval-images", default="0:8", help="START:STOP judged after each round (not trained on)")
     p.add_argument("--solver", default="pnp-admm")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -424,6 +475,10 @@ def main(argv=None) -> int:
         raise ValueError(f"--size must be at least 8 pixels, got {a.size}")
     if a.pad_to is not None and (a.pad_to < 8 or a.size is not None):
         raise ValueError(f"--pad-to must be at least 8 pixels and not combined with --size, got {a.pad_to}")
+    if not 0 <= a.mosaic <= 1:
+        raise ValueError(f"--mosaic must be a share in [0, 1], got {a.mosaic}")
+    if a.mosaic and a.size is None:
+        raise ValueError("--mosaic needs --size (the mosaics' side in pixels)")
     if a.time_budget is not None and not a.time_budget > 0:
         raise ValueError(f"--time-budget must be > 0 minutes, got {a.time_budget}")
     if a.device is not None:
@@ -453,18 +508,26 @@ def main(argv=None) -> int:
             img = pad_or_crop(img, a.pad_to)
         return img
 
-    train = ct_problems([read(i) for i in train_idx], views=a.views, noise=a.noise, seed=5000,
-                        device=a.device)
+    def read_set(indices):
+        if not a.mosaic:
+            return [read(i) for i in indices]
+        # every k-th image a mosaic of native crops of the same set (training and held-out never mix),
+        # each from its own seeded generator so that a resumed run builds the same images
+        native = [read_gray(files[i]) for i in indices]
+        every_k = max(1, round(1 / a.mosaic))
+        return [mosaic(native, a.size, np.random.default_rng(7000 + i), first=n) if n % every_k == 0 else read(i)
+                for n, i in enumerate(indices)]
+
+    train = ct_problems(read_set(train_idx), views=a.views, noise=a.noise, seed=5000, device=a.device)
     if len(train) < a.rounds:
         raise ValueError(f"--train-images gives {len(train)} images, fewer than --rounds {a.rounds}")
-    held = ct_problems([read(i) for i in eval_idx], views=a.views, noise=a.noise, seed=200,
-                       device=a.device)
+    held = ct_problems(read_set(eval_idx), views=a.views, noise=a.noise, seed=200, device=a.device)
     model = load_denoiser(a.prior, weights=a.weights, device=a.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
     record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
                   start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
-                  noise=a.noise, size=a.size, pad_to=a.pad_to, solver=a.solver, params=params,
+                  noise=a.noise, size=a.size, pad_to=a.pad_to, mosaic=a.mosaic, solver=a.solver, params=params,
                   train_folder=str(a.train_folder),
                   train_images=a.train_images, eval_images=a.eval_images, steps_per_round=a.steps, lr=a.lr,
                   patch=a.patch, batch=a.batch, every=a.every, start=a.weights or f"shipped {a.prior}",
@@ -474,8 +537,8 @@ def main(argv=None) -> int:
     pairs = None
     # what a round's pairs depend on: the problems, the solver and the start weights, and from round 2 on
     # the training of the rounds before it; a cached pairs file of other options is refused, not reused
-    key = {k: record[k] for k in ("start_sha256", "start", "views", "noise", "size", "pad_to", "solver", "params",
-                                  "train_folder", "train_images", "every", "device")}
+    key = {k: record[k] for k in ("start_sha256", "start", "views", "noise", "size", "pad_to", "mosaic", "solver",
+                                  "params", "train_folder", "train_images", "every", "device")}
     key["rounds"] = a.rounds
     training = dict(steps=a.steps, lr=a.lr, patch=a.patch, batch=a.batch, time_budget_min=a.time_budget, amp=a.amp,
                     seed=a.seed)

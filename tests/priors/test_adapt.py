@@ -181,6 +181,35 @@ def test_pad_or_crop_matches_numpy_symmetric_padding_and_centre_crops():
     np.testing.assert_array_equal(mixed, np.pad(img, ((0, 1), (0, 0)), mode="symmetric")[:, 0:6])
 
 
+def test_mosaic_tiles_native_crops_of_the_images():
+    rng = np.random.default_rng(0)
+    images = [rng.random((20, 22)) for _ in range(3)]
+    m = adapt.mosaic(images, 24, np.random.default_rng(5), first=1)
+    assert m.shape == (24, 24) and m.dtype == np.float64
+    # every pixel is one of a source's pixels (crops at native scale, no resampling) ...
+    pool = np.concatenate([im.ravel() for im in images])
+    assert np.isin(m, pool).all()
+    # ... the top-left tile is a (possibly flipped) crop of images[first]: its corner pixel is there
+    assert np.isin(m[0, 0], images[1])
+    # the same generator state gives the same mosaic; another seed another split or other tiles
+    np.testing.assert_array_equal(m, adapt.mosaic(images, 24, np.random.default_rng(5), first=1))
+    assert not np.array_equal(m, adapt.mosaic(images, 24, np.random.default_rng(6), first=1))
+    # a tile as large as two thirds of the mosaic must fit inside every source
+    with pytest.raises(ValueError, match="image 0 is"):
+        adapt.mosaic([rng.random((10, 10))], 24, rng)
+
+
+def test_command_line_mosaic_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="--mosaic needs --size"):
+        adapt.main(["--out", str(tmp_path / "o1"), "--mosaic", "0.5"])
+    with pytest.raises(ValueError, match="--mosaic must be a share"):
+        adapt.main(["--out", str(tmp_path / "o2"), "--mosaic", "2", "--size", "32"])
+    # a run with every image a mosaic records pairs of the mosaics' size and notes the share
+    assert adapt.main(_tiny_run_args(tmp_path, "--size", "20", "--mosaic", "1")) == 0
+    assert adapt.load_pairs(tmp_path / "out" / "pairs_round1.safetensors").inputs.shape[-2:] == (20, 20)
+    assert json.loads((tmp_path / "out" / "drunet-ct.json").read_text())["training"]["mosaic"] == 1.0
+
+
 def test_command_line_resume_reads_the_recorded_pairs(tmp_path, monkeypatch):
     args = _tiny_run_args(tmp_path, "--size", "20", "--device", "cpu")  # problems moved to the device
     out = tmp_path / "out"
