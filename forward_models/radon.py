@@ -31,8 +31,9 @@ The adjoint (backprojection) scatters each sinogram value onto the same bilinear
   over chunks of angles, recomputing the sample geometry on every call, with memory bounded by
   ``chunk_samples``.
 * ``"sparse"`` (CUDA, and CPU without numba, by default when it fits in ``SPARSE_MAX_BYTES``): the
-  operator as an explicit sparse matrix (CSR, the same bilinear weights, built once per device and
-  dtype from the float64 geometry, duplicate entries summed) and its transpose; ``A x`` and ``Aᵀ y``
+  operator as an explicit sparse matrix (CSR, the same bilinear weights, built once from the float64
+  geometry with duplicate entries summed, then moved or rounded for another device or dtype) and its
+  transpose; ``A x`` and ``Aᵀ y``
   are then one sparse-dense product each (cuSPARSE on CUDA), with no per-call geometry work and no
   atomics.  8 bytes per non-zero per matrix in float32: 0.14 GB for both at 256x256 with 60 views
   (8.6 M non-zeros; the bound :meth:`Radon.sparse_nbytes` that ``"auto"`` checks says 0.38 GB);
@@ -298,6 +299,8 @@ class Radon(LinearOperator):
         key = ("radon-csr", device, dtype)
         hit = self._cast_cache.get(key)
         if hit is None:
+            hit = self._sparse_pair_from_cache(device, dtype)
+        if hit is None:
             import scipy.sparse as sp
 
             h, w = self.image_shape
@@ -317,6 +320,27 @@ class Radon(LinearOperator):
             hit = (to_torch(m), to_torch(m.T.tocsr()))
             self._cast_cache[key] = hit
         return hit
+
+    def _sparse_pair_from_cache(self, device, dtype):
+        """``(A, Aᵀ)`` cast from a pair already built for another device or dtype, else ``None``.
+
+        Building the entries is the expensive part (seconds at 512x512), so a pair of the same dtype
+        (moved) or a float64 pair (rounded: the same values a float64 build cast to ``dtype`` gives) is
+        reused.  A lower-precision pair is never widened, which would lose digits a build keeps.
+        """
+        for (_, _, dt), pair in self._csr_items():
+            if dt == dtype or dt == torch.float64:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    hit = tuple(m.to(device=device, dtype=dtype) for m in pair)
+                self._cast_cache[("radon-csr", device, dtype)] = hit
+                return hit
+        return None
+
+    def _csr_items(self):
+        """The cached CSR pairs as ``((tag, device, dtype), pair)``."""
+        return [(k, v) for k, v in self._cast_cache.items()
+                if isinstance(k, tuple) and len(k) == 3 and k[0] == "radon-csr"]
 
     def _sparse_apply(self, t: torch.Tensor, adjoint: bool) -> torch.Tensor:
         b, ch = t.shape[:2]

@@ -144,6 +144,22 @@ def test_sparse_matrix_agrees_with_the_gather_path(dtype, tol):
     assert mats[0].shape == (a.n_detectors * a.n_angles, 21 * 17) == mats[1].shape[::-1]
 
 
+def test_sparse_matrices_are_built_once_and_cast_for_other_dtypes(monkeypatch):
+    a = Radon((13, 11), ODD_ANGLES, backend="sparse")
+    fresh32 = Radon((13, 11), ODD_ANGLES, backend="sparse")._sparse_pair(torch.device("cpu"), torch.float32)
+    a._sparse_pair(torch.device("cpu"), torch.float64)
+    # from here on the entries must not be built again: float32 is rounded from the float64 pair
+    monkeypatch.setattr(Radon, "_sparse_entries", lambda self: pytest.fail("entries built again"))
+    cast = a._sparse_pair(torch.device("cpu"), torch.float32)
+    for m, ref in zip(cast, fresh32):
+        assert m.layout == torch.sparse_csr and m.dtype == torch.float32
+        torch.testing.assert_close(m.to_dense(), ref.to_dense(), rtol=0, atol=0)
+    # a float32 pair alone is never widened to float64 (that would lose digits a build keeps)
+    b = Radon((13, 11), ODD_ANGLES, backend="sparse")
+    b._cast_cache[("radon-csr", torch.device("cpu"), torch.float32)] = cast
+    assert b._sparse_pair_from_cache(torch.device("cpu"), torch.float64) is None
+
+
 def test_auto_backend_choice(monkeypatch):
     import forward_models.radon as radon_mod
 
