@@ -148,6 +148,19 @@ DEFAULTS: dict[tuple, dict] = {
     #  --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1 --threads 1).  Neither passed, so neither was
     # run on Set12 and the second phase stays shipped: another round of the same recipe has saturated, and the
     # padded images (mirror seams, content up to the corners) teach the wrong artefacts.
+    # Two more third-phase candidates (2026-11-29, same start, one round, one core each, ~35 min recording and
+    # ~70 min training each), judged by examples/benchmarks/ct_adapt_candidates.py (held-out Train400 0-7 at
+    # 256: resized, and as 2x2 mosaics of native-scale crops; shipped 30.068 / 27.829 dB):
+    #   --size 256 --train-images 264:392 --steps 1200 --patch 256 --batch 2 (whole-image context):
+    #       held-out resized 30.068 -> 30.091, mosaics 27.829 -> 27.925 dB, which passed, so it ran on Set12:
+    #       PnP-ADMM 25.85 dB against the shipped 26.21 (image 5 -1.98, image 1 -0.92; solver_quality.py --task ct
+    #       --full --prior drunet-ct --no-ct-adapted --weights ...): held-out gains this small are not a better prior;
+    #   --size 256 --mosaic 0.5 --train-images 136:264 --steps 1500 (half the images native-crop mosaics):
+    #       adapt's held-out (half mosaics) 29.350 -> 28.693 dB; resized 29.297, mosaics 27.366 dB: failed on
+    #       every set (not run on Set12).
+    # Neither ships.  With the iteration budget, these values, the start point, the ensemble and four data
+    # recipes for a third fine-tuning phase of this 32-256-channel DRUNet all spent, FBP + 6 dB on Set12 CT needs a
+    # larger prior trained longer (a GPU job), not another CPU round.
     # The start point is not the limit either: from the TV solver's result instead of the Hann FBP (recon run
     # --x0), held-out Train400 0-3 at 256x256 (noise seeds 200+i, one thread): PnP-ADMM 29.52, 33.35, 26.78,
     # 29.01 dB from either start (TV itself 28.75, 32.34, 25.50, 27.82), and σ0 0.1 or 0.15 instead of 0.2 from
