@@ -438,7 +438,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mosaic", type=float, default=0.0, metavar="SHARE",
                    help="with --size: make this share of the images (every k-th, training and held-out alike) "
                         "2x2 mosaics of native-scale crops of the set's images instead of resized images "
-                        "(detail as fine as the benchmark's, see mosaic())")
+                        "(detail as fine as the benchmark's, see mosaic(); measured worse than --size alone "
+                        "on the held-out problems, see recon/solvers/defaults.py)")
     p.add_argument("--eval-images", default="0:8", help="START:STOP judged after each round (not trained on)")
     p.add_argument("--solver", default="pnp-admm")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
