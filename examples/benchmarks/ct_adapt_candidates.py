@@ -25,7 +25,7 @@ import torch
 from problems import TRAIN400  # noqa: I001
 
 from priors import load_denoiser
-from priors.adapt import ct_problems, mean_psnr, mosaic
+from priors.adapt import _solver_params, ct_problems, mean_psnr, mosaic
 from priors.data import list_images, read_gray, resize_square
 
 
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    params = {k: float(v) for k, v in (item.split("=", 1) for item in a.option)}
+    params = _solver_params(a.option)  # parsed as `recon run` and priors.adapt read --option
     sets = {name: ct_problems(imgs, views=60, noise=0.01, seed=200)
             for name, imgs in held_out_sets(a.n_images, a.size).items()}
     print(f"held-out Train400 0-{a.n_images - 1} at {a.size}x{a.size}, PnP-ADMM {params}")
