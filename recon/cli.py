@@ -1,4 +1,4 @@
-"""The ``recon`` command: simulate, run, compare, demo, info.
+"""The ``recon`` command: import, simulate, run, compare, demo, info.
 
 Heavy modules (torch, h5py, matplotlib) are imported inside the subcommands so
 ``recon --help`` answers instantly.  Bad input (a malformed file, a missing
@@ -85,6 +85,28 @@ def _finite_float(text: str) -> float:
 
 
 # ============================================================================ subcommands
+def cmd_import(args, argv) -> int:
+    from .importers import import_file, importers
+    from .io import check_output_path, write_measurement
+
+    out = check_output_path(args.output, [args.input])
+    options = {}
+    for imp in importers().values():
+        if imp.add_arguments is None:
+            continue
+        probe = argparse.ArgumentParser(add_help=False)
+        imp.add_arguments(probe)
+        for action in probe._actions:
+            value = getattr(args, action.dest, None)
+            if value is not None:
+                options[action.dest] = value
+    prov_command = _command_line(argv)
+    m = import_file(args.input, format=args.format, command=prov_command, **options)
+    write_measurement(out, m)
+    print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}")
+    return EXIT_OK
+
+
 def cmd_simulate(args, argv) -> int:
     import numpy as np
 
@@ -359,7 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="recon", parents=[common],
         description="Inverse problems from HDF5 measurement files: simulate, reconstruct, compare priors.",
         epilog="Start with `recon demo`. `recon SUBCOMMAND --help` describes each subcommand.")
-    sub = p.add_subparsers(dest="command", metavar="{simulate,run,compare,demo,info}")
+    sub = p.add_subparsers(dest="command", metavar="{import,simulate,run,compare,demo,info}")
+
+    from .importers import importers
+
+    table = importers()
+    im = sub.add_parser("import", parents=[common], help="turn an instrument file into a measurement file",
+                        description="Read what an instrument wrote (" + ", ".join(
+                            f"{n}: {imp.description}" for n, imp in sorted(table.items()))
+                        + ") and write a standard recon measurement file with provenance.")
+    im.add_argument("input", help="instrument file")
+    im.add_argument("--format", default="auto", choices=["auto", *sorted(table)],
+                    help="file format (default: detected from the content)")
+    im.add_argument("-o", "--output", required=True, help="measurement file to write (.h5)")
+    for name, imp in sorted(table.items()):
+        if imp.add_arguments is not None:
+            imp.add_arguments(im.add_argument_group(f"{name} options"))
+    im.set_defaults(func=cmd_import)
 
     s = sub.add_parser("simulate", parents=[common], help="simulate a measurement file from a test image",
                        description="Simulate y = A x + noise from a test image and write a measurement file "
