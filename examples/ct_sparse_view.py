@@ -33,7 +33,7 @@ def main(argv=None):
     size = 128 if a.quick else 256
     img = load_images(SET12, indices=[a.image], size=size)[0]
     A, x, y, sigma = ct_problem(img, seed=a.image)
-    # drunet-ct: the DRUNet adapted to this problem's PnP-ADMM iterates (priors.adapt)
+    # drunet-ct: the DRUNet adapted to this problem's PnP-ADMM iterates (recon.adapt)
     dens = available_denoisers(("tv",) if a.quick else ("drunet", "drunet-ct", "tv"))
     if a.weights:  # e.g. interim weights before the final ones ship
         from priors import load_denoiser

@@ -207,7 +207,7 @@ class LinearOperator(nn.Module):
 
         Solves ``(AᵀA + I/τ) x = Aᵀ y + v/τ`` by conjugate gradients warm-started
         at ``x0`` (default ``v``); subclasses with a closed form override
-        :meth:`_prox_l2_closed_form`.
+        :meth:`prox_l2_closed_form`.
 
         Parameters
         ----------
@@ -231,7 +231,7 @@ class LinearOperator(nn.Module):
         if not bool(torch.isfinite(tau_t).all()) or bool((tau_t <= 0).any()):
             raise ValueError(f"tau must be positive and finite, got {tau}")
         tau_b = tau_t.reshape(-1, *([1] * len(self.in_shape))) if tau_t.ndim == 1 else tau_t
-        closed = self._prox_l2_closed_form(v, y, tau_b)
+        closed = self.prox_l2_closed_form(v, y, tau_b)
         if closed is not None:
             return (closed, CGInfo(0, 0.0, True)) if return_info else closed
         rhs = self.adjoint(y) + v / tau_b
@@ -240,7 +240,7 @@ class LinearOperator(nn.Module):
         )
         return (x, info) if return_info else x
 
-    def _prox_l2_closed_form(self, v, y, tau):  # noqa: D401
+    def prox_l2_closed_form(self, v, y, tau):  # noqa: D401
         """Closed-form prox, or ``None`` to use conjugate gradients."""
         return None
 

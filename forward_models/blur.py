@@ -170,7 +170,7 @@ class Blur(LinearOperator):
             return self._norm_cache
         return super().norm(**kw)
 
-    def _prox_l2_closed_form(self, v, y, tau):
+    def prox_l2_closed_form(self, v, y, tau):
         if self.boundary != "circular":
             return None
         # (KᴴK + 1/τ) X = Kᴴ Y + V/τ, diagonal in Fourier space.

@@ -41,7 +41,7 @@ class Identity(LinearOperator):
     def norm(self, **kw) -> float:
         return 1.0
 
-    def _prox_l2_closed_form(self, v, y, tau):
+    def prox_l2_closed_form(self, v, y, tau):
         # argmin ‖x − y‖²/2 + ‖x − v‖²/(2τ)  =  (τ y + v) / (1 + τ)
         return (tau * y + v) / (1 + tau)
 

@@ -6,7 +6,7 @@
   ``priors/weights/NAME.safetensors`` (trained here on Train400), or the
   user's own / published weights with ``weights=path``;
 * adapted: ``"drunet-ct"`` -- the DRUNet fine-tuned on the iterates of PnP-ADMM for sparse-view
-  CT (:mod:`priors.adapt`; 60 views, 1% noise), a prior for that problem rather than a Gaussian
+  CT (:mod:`recon.adapt`; 60 views, 1% noise), a prior for that problem rather than a Gaussian
   denoiser;
 * classical: ``"tv"``, ``"wavelet"``, ``"bm3d"`` (the last needs the optional ``bm3d`` package).
 """
@@ -19,7 +19,7 @@ from .base import Denoiser
 
 __all__ = ["Denoiser", "load_denoiser", "DENOISERS"]
 
-#: operator-adapted weights (priors.adapt) and the architecture they are weights of
+#: operator-adapted weights (recon.adapt) and the architecture they are weights of
 ADAPTED = {"drunet-ct": "drunet"}
 LEARNED = ("drunet", "dncnn", "dnresnet", *ADAPTED)
 CLASSICAL = ("tv", "wavelet", "bm3d")
@@ -91,7 +91,7 @@ def _load(name: str, weights, device) -> Denoiser:
         path = WEIGHTS_DIR / f"{name}.safetensors"
         if not path.exists() and name in ADAPTED:
             raise FileNotFoundError(f"no shipped weights for {name!r} ({path} is missing). Make them with "
-                                    f"`python -m priors.adapt --out checkpoints/{name} --name {name}` and copy "
+                                    f"`python -m recon.adapt --out checkpoints/{name} --name {name}` and copy "
                                     f"checkpoints/{name}/{name}.safetensors and its .json there, or pass weights=.")
         if not path.exists():
             raise FileNotFoundError(

@@ -35,7 +35,7 @@ from .models import build_model
 from .nn import freeze_batchnorm
 
 
-def _atomic_save(obj, path: Path) -> None:
+def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(obj, f)
@@ -306,7 +306,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             dist.all_gather_object(ngens_all, ngens[0])
             gens, ngens = gens_all, ngens_all
         if rank == 0:
-            _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(),
+            atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(),
                               optimizer=opt.state_dict(), step=step, best=best, history=json.dumps(history),
                               gen=gens, noise_gen=ngens, elapsed_s=elapsed(),
                               **({"ema": ema.shadow} if ema is not None else {})), last)
@@ -323,7 +323,7 @@ def main(argv=None) -> int:  # noqa: C901 - a training loop reads best in one pl
             v = validate(model, held_imgs, device)
             improved = v > best
             if improved:
-                _atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
+                atomic_save(dict(arch=a.arch, config=json.dumps(cfg), model=model.state_dict(), step=step,
                                   val_psnr25=v, **({"ema_decay": a.ema} if ema is not None else {})),
                              out / "best.pt")
         if frozen:  # validate() ends with model.train(), which unfreezes BatchNorm statistics

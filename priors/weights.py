@@ -51,7 +51,7 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -130,7 +130,7 @@ def save_weights(
     }
     header = dict(format=FORMAT, format_version=FORMAT_VERSION, architecture=arch, config=cfg, sigma_range=sr)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, st_save(sd, metadata={_META_KEY: json.dumps(header)}))
+    atomic_write_bytes(path, st_save(sd, metadata={_META_KEY: json.dumps(header)}))
     meta = dict(
         header,
         name=name or path.stem,
@@ -143,7 +143,7 @@ def save_weights(
         sha256=sha256_file(path),
     )
     side = sidecar_path(path)
-    _atomic_write_bytes(side, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(side, (json.dumps(meta, indent=2) + "\n").encode())
     return side
 
 

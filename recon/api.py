@@ -210,7 +210,7 @@ def save_reconstruction(reconstruction: Reconstruction, path: str | os.PathLike,
     return out
 
 
-def _display_image(arr: np.ndarray) -> np.ndarray:
+def display_image(arr: np.ndarray) -> np.ndarray:
     """A 2-D view of any array for previews: channels averaged, volumes max-projected."""
     a = np.asarray(arr)
     if np.iscomplexobj(a):
@@ -244,7 +244,7 @@ def preview_png(r: Reconstruction) -> bytes:
     axes = fig.subplots(1, len(panels), squeeze=False)
     image = r.measurement.entry.image_input
     for ax, (name, arr) in zip(axes[0], panels):
-        ax.imshow(_display_image(arr), cmap="gray" if image else "afmhot",
+        ax.imshow(display_image(arr), cmap="gray" if image else "afmhot",
                   **({"vmin": 0.0, "vmax": 1.0} if image else {}))
         ax.set_title(name, fontsize=9)
         ax.axis("off")

@@ -16,6 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .options import parse_options
+
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 SOLVER_NAMES = ("pnp-admm", "hqs", "cg", "tv", "fbp", "coordinate")
@@ -29,27 +31,6 @@ class BadInput(ValueError):
 # ============================================================================ helpers
 def _command_line(argv) -> str:
     return "recon " + shlex.join(str(a) for a in argv)
-
-
-def _parse_value(text: str):
-    """Option values: JSON when they parse (numbers, true/false, lists), else the raw string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _parse_options(pairs) -> dict:
-    out = {}
-    for item in pairs or []:
-        if "=" not in item:
-            raise BadInput(f"--option {item!r} must be KEY=VALUE")
-        k, v = item.split("=", 1)
-        k = k.strip().replace("-", "_")
-        if not k.isidentifier():
-            raise BadInput(f"--option {item!r}: {k!r} is not a valid option name")
-        out[k] = _parse_value(v)
-    return out
 
 
 def _positive_int(text: str) -> int:
@@ -165,7 +146,7 @@ def cmd_run(args, argv) -> int:
     if args.fits:
         check_output_path(args.fits, [*inputs, out], what="FITS output")
         sky = _sky_fn(m)
-    options = _parse_options(args.option)
+    options = parse_options(args.option)
     x0 = _read_start_point(args.x0, m) if args.x0 else None
     x0_sha = _sha(args.x0) if args.x0 else ""
     if args.iterations is not None:
@@ -289,7 +270,7 @@ def cmd_compare(args, argv) -> int:
         raise BadInput("--priors is empty")
     if args.workers and args.scheduler:
         raise BadInput("use either --workers or --scheduler, not both")
-    options = _parse_options(args.option)
+    options = parse_options(args.option)
     result = compare_files(args.inputs, priors=priors, out=args.output, solver=args.solver,
                            iterations=args.iterations, workers=args.workers, scheduler=args.scheduler,
                            seed=args.seed, options=options, command=_command_line(argv), progress=True)

@@ -229,7 +229,7 @@ def figure_png(rows: list[dict], measurements: dict[str, Any], priors: list[str]
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from .api import _display_image
+    from .api import display_image
 
     files = list(measurements)
     ncol = 2 + len(priors)
@@ -240,17 +240,17 @@ def figure_png(rows: list[dict], measurements: dict[str, Any], priors: list[str]
         m = measurements[f]
         image = m.entry.image_input
         cmap = "gray" if image else "afmhot"
-        gt = _display_image(m.ground_truth) if m.ground_truth is not None else None
+        gt = display_image(m.ground_truth) if m.ground_truth is not None else None
         lims = {"vmin": 0.0, "vmax": 1.0} if image else (
             {"vmin": 0.0, "vmax": float(gt.max()) or 1.0} if gt is not None else {})
-        panels = [("truth", gt, lims), ("measurement", _display_image(m.y), {})]
+        panels = [("truth", gt, lims), ("measurement", display_image(m.y), {})]
         for p in priors:
             r = by_key.get((f, p))
             if r is None or r.get("x") is None:
                 panels.append((p, None, {"status": (r or {}).get("status", "n/a")}))
             else:
                 t = p if r.get("psnr") is None else f"{p} {r['psnr']:.1f} dB"
-                panels.append((t, _display_image(r["x"]), lims))
+                panels.append((t, display_image(r["x"]), lims))
         for j, (name, arr, kw) in enumerate(panels):
             ax = axes[i, j]
             ax.set_xticks([])
@@ -272,7 +272,7 @@ def figure_png(rows: list[dict], measurements: dict[str, Any], priors: list[str]
 def _write_results_h5(path: Path, rows: list[dict], provenance: dict) -> None:
     import h5py
 
-    from .io import _json_default, atomic_path, software_version
+    from .io import json_default, atomic_path, software_version
 
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -282,7 +282,7 @@ def _write_results_h5(path: Path, rows: list[dict], provenance: dict) -> None:
             f.attrs["table_csv"] = csv_text(rows)
             prov = f.create_group("provenance")
             for k, v in provenance.items():
-                prov.attrs[k] = v if isinstance(v, str) else json.dumps(v, default=_json_default)
+                prov.attrs[k] = v if isinstance(v, str) else json.dumps(v, default=json_default)
             g = f.create_group("results")
             for r in rows:
                 sub = g.create_group(f"{r['index']:04d}")
@@ -291,7 +291,7 @@ def _write_results_h5(path: Path, rows: list[dict], provenance: dict) -> None:
                     if v is not None:
                         sub.attrs[k] = v if isinstance(v, (int, float, str)) else str(v)
                 if r.get("options"):
-                    sub.attrs["options"] = json.dumps(r["options"], sort_keys=True, default=_json_default)
+                    sub.attrs["options"] = json.dumps(r["options"], sort_keys=True, default=json_default)
                 if r.get("weights_sha256"):
                     sub.attrs["weights_sha256"] = r["weights_sha256"]
                 if r.get("x") is not None:

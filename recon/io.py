@@ -301,11 +301,11 @@ def _write_provenance(group, prov: dict) -> None:
         _write_str_attr(group, key, prov.get(key, ""))
     seed = prov.get("seed")
     group.attrs["seed"] = -1 if seed is None else int(seed)  # -1: not seeded
-    group.attrs["config"] = json.dumps(prov.get("config", {}), sort_keys=True, default=_json_default)
+    group.attrs["config"] = json.dumps(prov.get("config", {}), sort_keys=True, default=json_default)
     group.attrs["parents"] = json.dumps(list(prov.get("parents", [])), sort_keys=True)
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):
@@ -381,7 +381,7 @@ def write_reconstruction(path: str | os.PathLike, r: Reconstruction, *, inputs=(
             ds.attrs["units"] = "1"
             for key, val in (("solver", r.solver), ("prior", r.prior), ("weights_sha256", r.weights_sha256)):
                 g.attrs[key] = str(val)
-            g.attrs["options"] = json.dumps(r.options, sort_keys=True, default=_json_default)
+            g.attrs["options"] = json.dumps(r.options, sort_keys=True, default=json_default)
             for key, val in r.metrics.items():
                 if val is not None:
                     g.attrs[key] = float(val)

@@ -1,13 +1,13 @@
-"""Judge CT-adapted denoiser candidates (priors.adapt outputs) on held-out Train400 problems, never Set12.
+"""Judge CT-adapted denoiser candidates (recon.adapt outputs) on held-out Train400 problems, never Set12.
 
     python examples/benchmarks/ct_adapt_candidates.py shipped checkpoints/ct_mosaic/drunet-ct.safetensors
 
 Each candidate (a weights file, or ``shipped`` for priors/weights/drunet-ct.safetensors) runs PnP-ADMM on
-the same sparse-view CT problems as ``priors.adapt``'s held-out check (60 views over [0, π), noise 1% of
+the same sparse-view CT problems as ``recon.adapt``'s held-out check (60 views over [0, π), noise 1% of
 the sinogram maximum, noise seeds 200 + i) built from two versions of Train400 0-7 at 256x256:
 
 - ``resized``: the images upsampled to 256 (adapt's criterion without ``--mosaic``);
-- ``mosaic``: every image a 2x2 mosaic of native-scale crops of the eight (``priors.adapt.mosaic``, the
+- ``mosaic``: every image a 2x2 mosaic of native-scale crops of the eight (``recon.adapt.mosaic``, the
   seeds ``--mosaic`` uses), detail as fine as the Set12 benchmark's 512-pixel images resized to 256.
 
 Prints the mean PSNR (dB, clipped estimate) of each set per candidate.  A candidate replaces the shipped
@@ -25,7 +25,8 @@ import torch
 from problems import TRAIN400  # noqa: I001
 
 from priors import load_denoiser
-from priors.adapt import _solver_params, ct_problems, mean_psnr, mosaic
+from recon.adapt import ct_problems, mean_psnr, mosaic
+from recon.options import parse_options
 from priors.data import list_images, read_gray, resize_square
 
 
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    params = _solver_params(a.option)  # parsed as `recon run` and priors.adapt read --option
+    params = parse_options(a.option)  # parsed as `recon run` and recon.adapt read --option
     sets = {name: ct_problems(imgs, views=60, noise=0.01, seed=200)
             for name, imgs in held_out_sets(a.n_images, a.size).items()}
     print(f"held-out Train400 0-{a.n_images - 1} at {a.size}x{a.size}, PnP-ADMM {params}")

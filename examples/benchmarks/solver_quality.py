@@ -3,7 +3,7 @@
 1. Deblurring: Set12 x the 8 Levin kernels, σ = 2.55/255, circular boundary: TV, PnP-ADMM and
    HQS (DPIR schedule) with the chosen prior; mean PSNR of the clipped estimate and s/image.
 2. Sparse-view CT: Set12 resized to 256x256, 60 views, 1% noise: FBP, CG (early stopped), TV,
-   PnP-ADMM with the chosen prior and with the CT-adapted DRUNet ``drunet-ct`` (priors.adapt).
+   PnP-ADMM with the chosen prior and with the CT-adapted DRUNet ``drunet-ct`` (recon.adapt).
 3. Coordinate networks on that CT problem: NeRF positional encoding vs raw coordinates, equal steps.
 
     python examples/benchmarks/solver_quality.py --quick --prior drunet --weights scratch/weights/drunet.safetensors
@@ -72,7 +72,7 @@ def deblur(args, prior, prior_name):
 
 def ct(args, prior, prior_name):
     imgs = load_images(SET12, indices=range(args.n_images), size=256)
-    # the chosen prior, then the CT-adapted DRUNet (priors.adapt) when it is shipped and not already chosen
+    # the chosen prior, then the CT-adapted DRUNet (recon.adapt) when it is shipped and not already chosen
     ct_priors = {prior_name: prior}
     if args.ct_adapted and prior_name != "drunet-ct":
         try:

@@ -170,7 +170,7 @@ def gaussian_hotspot(shape=(64, 64, 64), *, extent: float = 8.0, center=(6.0, 0.
     """
     if not (std > 0 and math.isfinite(std)):
         raise ValueError(f"std must be positive and finite, got {std!r}")
-    shape = _grid_shape(shape)
+    shape = check_grid_shape(shape)
     axes = [np.linspace(-extent, extent, n) for n in shape]
     xx, yy, zz = np.meshgrid(*axes, indexing="ij")
     c = np.asarray(center, dtype=np.float64)
@@ -178,7 +178,7 @@ def gaussian_hotspot(shape=(64, 64, 64), *, extent: float = 8.0, center=(6.0, 0.
     return np.exp(-d2 / (2 * std * std)) / ((2 * math.pi) ** 1.5 * std**3)
 
 
-def _grid_shape(shape) -> tuple[int, int, int]:
+def check_grid_shape(shape) -> tuple[int, int, int]:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),) * 3
     shape = tuple(int(s) for s in shape)

@@ -38,7 +38,7 @@ import torch
 
 from ..base import LinearOperator
 from ..registry import register
-from .emission import _grid_shape, check_spin, emission_age, keplerian_omega, redshift_factor, rotate_z
+from .emission import check_grid_shape, check_spin, emission_age, keplerian_omega, redshift_factor, rotate_z
 from .geodesics import Geodesics
 
 RAY_FIELDS = ("r", "theta", "phi", "t", "dtau", "Sigma", "x", "y", "z")
@@ -191,7 +191,7 @@ class EmissionTomography(LinearOperator):
                  dtype: torch.dtype = torch.float32):
         super().__init__()
         rays = _ray_arrays(geos)
-        self.grid_shape = _grid_shape(grid_shape)
+        self.grid_shape = check_grid_shape(grid_shape)
         self.extent = _extent3(extent)
         self.t_frames = _frame_times(t_frames)
         if not math.isfinite(float(t_injection)):

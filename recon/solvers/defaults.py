@@ -113,7 +113,7 @@ DEFAULTS: dict[tuple, dict] = {
     # c {0.3, 0.416, 0.6} x σ_end {0.03, 0.045, 0.06}: best (0.416, 0.045) 28.70 dB, was 28.67; (0.6, 0.06)
     # 28.64, (0.416, 0.03) 28.61), but the Set12 benchmark moves to 25.52 dB (from 25.62; per image -0.42
     # to +0.08): a better Gaussian denoiser is not a better CT prior at these values.
-    # The CT-adapted DRUNet (priors.adapt: the shipped DRUNet fine-tuned on the denoiser inputs of this
+    # The CT-adapted DRUNet (recon.adapt: the shipped DRUNet fine-tuned on the denoiser inputs of this
     # solver on 384 Train400 CT problems, 3 DAgger rounds; sidecar priors/weights/drunet-ct.json) wants a
     # stronger prior at the end of the schedule than the Gaussian one.  Tuned on Train400 0-7 at native
     # 180x180 (not in its training images), 20 its, 8 CG steps, σ0 = 0.2:
@@ -128,7 +128,7 @@ DEFAULTS: dict[tuple, dict] = {
     # angles over [0, π) map onto themselves under flips and 90° turns) 26.04 dB for 6x the time.
     # Second adaptation phase (the shipped drunet-ct since): one more round from those weights on Train400
     # 8-135 resized to 256x256, the benchmark's size (the streaks of 60 views depend on the size in pixels):
-    #   python -m priors.adapt --out checkpoints/drunet_ct256 --prior drunet-ct --name drunet-ct --size 256 \
+    #   python -m recon.adapt --out checkpoints/drunet_ct256 --prior drunet-ct --name drunet-ct --size 256 \
     #       --train-images 8:136 --rounds 1 --steps 1500 --option lam_per_sigma2=0.6 \
     #       --option denoiser_sigma_end=0.1 --threads 1
     # (74 minutes on one shared core); held-out Train400 0-7 at 256x256: 29.85 -> 30.07 dB.  The values above
@@ -144,7 +144,7 @@ DEFAULTS: dict[tuple, dict] = {
     # core, the two at once), judged on the held-out Train400 0-7 at 256x256 (adapt's own criterion, seed 200):
     #   --size 256 --train-images 264:392 (more upsampled images):  30.068 -> 30.056 dB
     #   --pad-to 256 --train-images 136:264 (mirror-padded natives): resized 30.068 -> 28.70, padded 28.215 -> 27.275
-    # (python -m priors.adapt --out checkpoints/... --prior drunet-ct --name drunet-ct <above> --rounds 1 --steps 1500
+    # (python -m recon.adapt --out checkpoints/... --prior drunet-ct --name drunet-ct <above> --rounds 1 --steps 1500
     #  --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1 --threads 1).  Neither passed, so neither was
     # run on Set12 and the second phase stays shipped: another round of the same recipe has saturated, and the
     # padded images (mirror seams, content up to the corners) teach the wrong artefacts.

@@ -163,7 +163,7 @@ class DataFidelity:
                 from forward_models.base import check_tensor
 
                 check_tensor(v, "v", A.in_shape, allow_complex=A.input_complex)
-                closed = A._prox_l2_closed_form(v, y, tau_eff)
+                closed = A.prox_l2_closed_form(v, y, tau_eff)
                 if closed is not None:
                     self.last_info = ProxInfo(self._closed_name(), 0, 0.0, float("nan"), True)
                     return closed

@@ -21,7 +21,7 @@ solver and its data-consistency step are unchanged.  Python API::
 
 and the command line, for sparse-view CT on Train400::
 
-    python -m priors.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 3 \
+    python -m recon.adapt --out checkpoints/drunet_ct --views 60 --noise 0.01 --rounds 3 \
         --option lam_per_sigma2=0.6 --option denoiser_sigma_end=0.1
 
 (the recipe of the shipped ``drunet-ct``'s first phase; a second round from it at the benchmark's
@@ -49,6 +49,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .options import parse_options
+
 AUGMENTS = ("dihedral", "none")
 
 
@@ -62,7 +64,7 @@ class IterateRecorder:
     def __init__(self, denoiser):
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
-        from .base import denoiser_name
+        from priors.base import denoiser_name
 
         self.denoiser = denoiser
         self.name = denoiser_name(denoiser)
@@ -99,11 +101,11 @@ def save_pairs(pairs: IteratePairs, path, *, key: dict | None = None) -> None:
     """Write ``pairs`` to a safetensors file (atomically), with ``key`` (JSON-able: what produced them)."""
     from safetensors.torch import save
 
-    from .weights import _atomic_write_bytes
+    from priors.weights import atomic_write_bytes
 
     data = save({"inputs": pairs.inputs.contiguous(), "sigmas": pairs.sigmas.contiguous(),
                  "targets": pairs.targets.contiguous()}, metadata={"key": json.dumps(key or {}, sort_keys=True)})
-    _atomic_write_bytes(Path(path), data)
+    atomic_write_bytes(Path(path), data)
 
 
 def load_pairs(path, *, key: dict | None = None) -> IteratePairs:
@@ -146,7 +148,7 @@ def collect_pairs(denoiser, problems, *, solver: str = "pnp-admm", every: int = 
     -------
     IteratePairs
     """
-    from recon.solvers import get_solver
+    from .solvers import get_solver
 
     spec = get_solver(solver)
     if not spec.needs_prior:
@@ -221,7 +223,7 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
     list of dict
         ``{"step", "loss"}`` every 100 steps (running mean of the loss).
     """
-    from .train import _atomic_save
+    from priors.train import atomic_save
 
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
@@ -287,7 +289,7 @@ def fine_tune(model: torch.nn.Module, pairs: IteratePairs, *, steps: int, lr: fl
             history.append(dict(step=step, loss=running))
             log(f"step {step}/{steps}: loss {running:.5f} ({time.time() - t0:.0f} s)")
         if ck_path is not None and (step % ckpt_every == 0 or done):
-            _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), gen=gen.get_state(), step=step,
+            atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), gen=gen.get_state(), step=step,
                               history=json.dumps(history), running=float(running), elapsed=elapsed()), ck_path)
     model.eval()
     for p in model.parameters():
@@ -323,8 +325,8 @@ def ct_problems(images, *, views: int, noise: float, seed: int, device=None):
 
 def mean_psnr(denoiser, problems, *, solver: str, **params) -> float:
     """Mean PSNR (dB, clipped to [0, 1]) of ``solver`` with ``denoiser`` over ``problems``."""
-    from recon.metrics import psnr
-    from recon.solvers import get_solver
+    from .metrics import psnr
+    from .solvers import get_solver
 
     vals = []
     for A, truth, y, s in problems:
@@ -407,13 +409,6 @@ def mosaic(images: list[np.ndarray], size: int, rng: np.random.Generator, *, fir
     return out
 
 
-def _solver_params(items) -> dict:
-    """``--option KEY=VALUE`` items as ``recon run`` reads them (numbers, booleans, JSON, strings)."""
-    from recon.cli import _parse_options
-
-    return _parse_options(items)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True,
@@ -489,9 +484,9 @@ def main(argv=None) -> int:
             raise ValueError(f"--device {a.device!r} is not a torch device ({err})") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {a.device!r} requested but CUDA is not available")
-    from . import load_denoiser
-    from .data import list_images, read_gray, resize_square
-    from .weights import WEIGHTS_DIR, save_weights, sha256_file
+    from priors import load_denoiser
+    from priors.data import list_images, read_gray, resize_square
+    from priors.weights import WEIGHTS_DIR, save_weights, sha256_file
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -499,7 +494,7 @@ def main(argv=None) -> int:
     train_idx, eval_idx = _index_range(a.train_images, len(files)), _index_range(a.eval_images, len(files))
     if set(train_idx) & set(eval_idx):
         raise ValueError("--train-images and --eval-images overlap")
-    params = _solver_params(a.option)
+    params = parse_options(a.option)
 
     def read(i):
         img = read_gray(files[i])
@@ -526,7 +521,7 @@ def main(argv=None) -> int:
     model = load_denoiser(a.prior, weights=a.weights, device=a.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     start_file = Path(a.weights) if a.weights else WEIGHTS_DIR / f"{a.prior}.safetensors"
-    record = dict(command="python -m priors.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
+    record = dict(command="python -m recon.adapt " + " ".join(sys.argv[1:] if argv is None else argv),
                   start_sha256=sha256_file(start_file) if start_file.is_file() else None, views=a.views,
                   noise=a.noise, size=a.size, pad_to=a.pad_to, mosaic=a.mosaic, solver=a.solver, params=params,
                   train_folder=str(a.train_folder),

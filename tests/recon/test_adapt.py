@@ -1,4 +1,4 @@
-"""priors.adapt: recording a solver's denoiser inputs, fine-tuning on them, resume, the CT command line."""
+"""recon.adapt: recording a solver's denoiser inputs, fine-tuning on them, resume, the CT command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 from skimage import data, io
 
-from priors import adapt, load_denoiser
+from priors import load_denoiser
+from recon import adapt
 from priors.drunet import DRUNet
 from priors.weights import save_weights
 
