@@ -20,8 +20,22 @@ from .options import parse_options
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
-SOLVER_NAMES = ("pnp-admm", "hqs", "cg", "tv", "fbp", "coordinate")
-PRIOR_NAMES = ("drunet", "dncnn", "drunet-ct", "tv", "wavelet", "bm3d", "coordinate", "none")
+
+
+def solver_names() -> tuple[str, ...]:
+    """``recon run --solver`` choices: the solver registry's names."""
+    from .solvers import SOLVERS
+
+    return tuple(SOLVERS)
+
+
+def prior_names() -> tuple[str, ...]:
+    """``--prior`` choices: every denoiser ``priors.load_denoiser`` knows, ``coordinate`` and ``none``."""
+    from priors import DENOISERS
+
+    from .api import COORDINATE_PRIOR, NO_PRIOR
+
+    return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR)
 
 
 class BadInput(ValueError):
@@ -414,9 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Reconstruct a measurement file; writes /reconstruction/x, its history, "
                                    "PSNR/SSIM when the file has a truth, and a PNG preview beside the output.")
     r.add_argument("input", help="measurement file (.h5)")
-    r.add_argument("--solver", default="auto", metavar="NAME",
-                   help=f"{', '.join(SOLVER_NAMES)} (default: chosen from the prior)")
-    r.add_argument("--prior", default="none", metavar="NAME", help=f"{', '.join(PRIOR_NAMES)} (default none)")
+    r.add_argument("--solver", default="auto", metavar="NAME", choices=("auto", *solver_names()),
+                   help=f"{', '.join(solver_names())} (default: chosen from the prior)")
+    r.add_argument("--prior", default="none", metavar="NAME", choices=prior_names(),
+                   help=f"{', '.join(prior_names())} (default none)")
     r.add_argument("--weights", metavar="PATH", help="weights for a learned prior instead of the shipped ones "
                    "(.safetensors with its .json sidecar, or a published .pth state dict)")
     r.add_argument("--iterations", type=_positive_int, help="solver iterations (default: the solver's)")
@@ -441,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a figure grid and an HDF5 file with all results into the output folder.")
     c.add_argument("inputs", nargs="+", help="measurement files (.h5)")
     c.add_argument("--priors", default="tv,none", help="comma-separated priors (default tv,none)")
-    c.add_argument("--solver", default="auto", help="solver for denoiser priors (default: per prior)")
+    c.add_argument("--solver", default="auto", metavar="NAME", choices=("auto", *solver_names()),
+                   help=f"solver for denoiser priors: {', '.join(solver_names())} (default: per prior)")
     c.add_argument("--iterations", type=_positive_int, help="iterations for every solver")
     c.add_argument("--option", action="append", metavar="KEY=VALUE", help="option passed to every solver")
     c.add_argument("--workers", type=_nonneg_int, default=0, help="run jobs on a local Dask cluster of N workers")
