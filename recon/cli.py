@@ -368,7 +368,12 @@ def _describe_measurement(m, *, header: str) -> list[str]:
 
 
 # ============================================================================ parser
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``recon`` argument parser.
+
+    ``command`` (the subcommand about to run) lets ``run``/``compare`` list the solver and
+    prior registries in their help; without it nothing imports torch, so ``recon --help`` is instant.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
 
@@ -428,10 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Reconstruct a measurement file; writes /reconstruction/x, its history, "
                                    "PSNR/SSIM when the file has a truth, and a PNG preview beside the output.")
     r.add_argument("input", help="measurement file (.h5)")
-    r.add_argument("--solver", default="auto", metavar="NAME", choices=("auto", *solver_names()),
-                   help=f"{', '.join(solver_names())} (default: chosen from the prior)")
-    r.add_argument("--prior", default="none", metavar="NAME", choices=prior_names(),
-                   help=f"{', '.join(prior_names())} (default none)")
+    # the names come from the registries, which import torch: only when this subcommand runs
+    solvers = ", ".join(solver_names()) if command in ("run", "compare") else "see `recon run --help`"
+    prior_list = ", ".join(prior_names()) if command in ("run", "compare") else "see `recon run --help`"
+    r.add_argument("--solver", default="auto", metavar="NAME", help=f"{solvers} (default: chosen from the prior)")
+    r.add_argument("--prior", default="none", metavar="NAME", help=f"{prior_list} (default none)")
     r.add_argument("--weights", metavar="PATH", help="weights for a learned prior instead of the shipped ones "
                    "(.safetensors with its .json sidecar, or a published .pth state dict)")
     r.add_argument("--iterations", type=_positive_int, help="solver iterations (default: the solver's)")
@@ -456,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a figure grid and an HDF5 file with all results into the output folder.")
     c.add_argument("inputs", nargs="+", help="measurement files (.h5)")
     c.add_argument("--priors", default="tv,none", help="comma-separated priors (default tv,none)")
-    c.add_argument("--solver", default="auto", metavar="NAME", choices=("auto", *solver_names()),
-                   help=f"solver for denoiser priors: {', '.join(solver_names())} (default: per prior)")
+    c.add_argument("--solver", default="auto", metavar="NAME",
+                   help=f"solver for denoiser priors: {solvers} (default: per prior)")
     c.add_argument("--iterations", type=_positive_int, help="iterations for every solver")
     c.add_argument("--option", action="append", metavar="KEY=VALUE", help="option passed to every solver")
     c.add_argument("--workers", type=_nonneg_int, default=0, help="run jobs on a local Dask cluster of N workers")
@@ -484,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``recon`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
