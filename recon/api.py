@@ -482,7 +482,7 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
     try:
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
-        op = m.operator().to(dev)
+        op = m.operator(None if dev.type == "cpu" else dev)
         y = torch.as_tensor(m.y)[None].to(dev)
         y = y.to(torch.complex64 if tdtype == torch.float32 else torch.complex128) if y.is_complex() \
             else y.to(tdtype)

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import tempfile
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -88,6 +89,20 @@ def _now() -> str:
 
 
 # ============================================================================ data classes
+def _geometry_fingerprint(geometry: dict) -> str:
+    """A digest of a geometry dict (arrays by their bytes), so a changed geometry rebuilds the operator."""
+    h = hashlib.sha256()
+    for key in sorted(geometry):
+        value = geometry[key]
+        h.update(key.encode())
+        if isinstance(value, np.ndarray):
+            h.update(str((value.dtype, value.shape)).encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
+
+
 @dataclass
 class Measurement:
     """A measurement file's contents.
@@ -132,12 +147,30 @@ class Measurement:
     created: str | None = None
     software_version: str | None = None
 
-    def operator(self):
-        """Rebuild the forward model (a ``forward_models.LinearOperator``) from the geometry."""
+    _operators: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def operator(self, device=None):
+        """The forward model (a ``forward_models.LinearOperator``) of this measurement's geometry.
+
+        Built once per geometry and device, then reused: building can be expensive (the black-hole
+        model traces Kerr geodesics).  Every call with the same ``device`` returns the same object, so
+        move a copy (``copy.deepcopy(op).to(...)``), not the returned operator, to another device.
+
+        Parameters
+        ----------
+        device : str or torch.device, optional
+            Where the operator's buffers live (default: the CPU).
+        """
         from forward_models import get_entry
 
-        forward_model_registry()
-        return get_entry(self.forward_model).build(self.geometry)
+        key = (self.forward_model, _geometry_fingerprint(self.geometry), str(device or "cpu"))
+        if key not in self._operators:
+            forward_model_registry()
+            op = get_entry(self.forward_model).build(self.geometry)
+            for old in [k for k in self._operators if k[:2] != key[:2]]:
+                del self._operators[old]  # the geometry changed: its operators are stale
+            self._operators[key] = op if device is None else op.to(device)
+        return self._operators[key]
 
     @property
     def entry(self):
@@ -372,7 +405,7 @@ def write_reconstruction(path: str | os.PathLike, r: Reconstruction, *, inputs=(
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["created"] = _now()
             f.attrs["software_version"] = software_version()
-            mm = Measurement(**{**m.__dict__})
+            mm = dataclasses.replace(m)
             if r.provenance:
                 mm.provenance = r.provenance
             _write_measurement_groups(f, mm)

@@ -192,3 +192,21 @@ def test_written_files_get_default_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_measurement_operator_is_built_once_per_geometry(monkeypatch):
+    """One `recon run` used to rebuild (for the black hole: re-trace) the operator 3-5 times."""
+    import forward_models as fm
+
+    from pathlib import Path
+
+    m = read_measurement(Path(__file__).resolve().parents[2] / "data" / "radon.h5")
+    calls = []
+    entry = fm.get_entry(m.forward_model)
+    real_build = entry.build
+    monkeypatch.setattr(type(entry), "build", lambda self, g: calls.append(1) or real_build(g))
+    a, b = m.operator(), m.operator()
+    assert a is b and len(calls) == 1
+    m.geometry = {**m.geometry, "angles": m.geometry["angles"][:10]}
+    c = m.operator()
+    assert c is not a and len(calls) == 2 and c.out_shape[-1] == 10
