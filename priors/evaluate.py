@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import metrics
 from .data import list_images, read_gray
 
 
 def psnr(x: np.ndarray, ref: np.ndarray) -> float:
-    """PSNR in dB with data range 1."""
-    mse = float(np.mean((np.asarray(x, np.float64) - np.asarray(ref, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+    """PSNR in dB with data range 1 of ``x`` as given (the callers clip): :func:`priors.metrics.psnr`."""
+    return metrics.psnr(x, ref, data_range=1.0, clip=False)
 
 
 def noisy_set(folder: str | Path, sigma255: float, *, max_images: int | None = None, last: int | None = None):

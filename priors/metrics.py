@@ -1,4 +1,7 @@
-"""Image-quality metrics: PSNR and SSIM on batched tensors or arrays.
+"""Image-quality metrics: PSNR and SSIM on batched tensors or arrays -- the project's only ones.
+
+They live in ``priors`` (the lowest package that measures images: training selects checkpoints by
+PSNR) and are re-exported as :mod:`recon.metrics`, where users look for them.
 
 PSNR is computed here (a one-line formula, tested against scikit-image); SSIM uses
 :func:`skimage.metrics.structural_similarity` (Gaussian window σ = 1.5, Wang et al. 2004

@@ -260,7 +260,7 @@ def quality_metrics(x: np.ndarray, truth: np.ndarray | None, *, image: bool) -> 
 
     Images are compared with data range 1 (intensities in [0, 1]) on the estimate
     clipped to [0, 1]; other unknowns (e.g. 3-D emission) with the truth's range.
-    Uses ``recon.metrics`` when present, scikit-image otherwise.
+    Both from :mod:`recon.metrics` (SSIM of a non-image volume: scikit-image's n-D SSIM).
     """
     if truth is None:
         return {"psnr": None, "ssim": None}
@@ -270,21 +270,12 @@ def quality_metrics(x: np.ndarray, truth: np.ndarray | None, *, image: bool) -> 
         x, rng = np.clip(x, 0.0, 1.0), 1.0
     else:
         rng = float(t.max() - t.min()) or 1.0
-    try:
-        from . import metrics as _m
+    from .metrics import psnr, ssim
 
-        import torch
-
-        xt, tt = torch.from_numpy(x)[None], torch.from_numpy(t)[None]
-        psnr = float(np.asarray(_m.psnr(xt, tt, data_range=rng)).reshape(-1)[0])
-        ssim = float(np.asarray(_m.ssim(xt, tt, data_range=rng)).reshape(-1)[0]) if x.ndim == 3 and image \
-            else _ssim_skimage(x, t, rng)
-        return {"psnr": psnr, "ssim": ssim}
-    except Exception:  # noqa: BLE001 - recon.metrics absent or with another signature
-        pass
-    mse = float(np.mean((x - t) ** 2))
-    psnr = float("inf") if mse == 0 else 10 * math.log10(rng**2 / mse)
-    return {"psnr": psnr, "ssim": _ssim_skimage(x, t, rng)}
+    value = psnr(x, t, data_range=rng)  # the estimate clipped to [0, data range]
+    similarity = ssim(x[None], t[None], data_range=rng) if x.ndim == 3 and image \
+        else _ssim_skimage(x, t, rng)
+    return {"psnr": value, "ssim": similarity}
 
 
 def _ssim_skimage(x: np.ndarray, t: np.ndarray, rng: float) -> float | None:

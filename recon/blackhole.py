@@ -61,9 +61,10 @@ def psnr_3d(x, truth, *, mask=None, data_range: float | None = None) -> float:
     if mask is not None:
         m = _np(mask).astype(bool).reshape(a.shape)
         a, b = a[m], b[m]
+    from .metrics import psnr
+
     rng = float(b.max()) if data_range is None else float(data_range)
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(rng * rng / mse)
+    return psnr(a, b, data_range=rng, clip=False)
 
 
 def grid_points(op) -> np.ndarray:
