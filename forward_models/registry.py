@@ -61,8 +61,12 @@ def register(name: str, cls: type, *, example, description: str, image_input: bo
 
 
 def primary_names() -> list[str]:
-    """Registry names that are not variants of another entry (what the CLI offers)."""
-    return [n for n, e in REGISTRY.items() if "variant" not in e.tags]
+    """Registry names of measurement models (what the CLI offers to simulate).
+
+    Left out: variants of another entry and regularisation operators (the ``"regularizer"`` tag,
+    e.g. the finite differences of total variation).
+    """
+    return [n for n, e in REGISTRY.items() if not {"variant", "regularizer"} & set(e.tags)]
 
 
 def get_entry(name: str) -> OperatorEntry:

@@ -23,6 +23,8 @@ import math
 import numpy as np
 import torch
 
+from forward_models.gradient import finite_difference, finite_difference_adjoint
+
 from .base import Denoiser
 
 __all__ = ["TVDenoiser", "WaveletDenoiser", "BM3DDenoiser", "tv_denoise", "TV_WEIGHT_PER_SIGMA"]
@@ -37,25 +39,7 @@ __all__ = ["TVDenoiser", "WaveletDenoiser", "BM3DDenoiser", "tv_denoise", "TV_WE
 #: Pass ``weight_per_sigma`` to change it.  Reproduce with ``python -m priors.classical --tune-tv``.
 TV_WEIGHT_PER_SIGMA = 0.80
 
-
-def _grad(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward differences with Neumann boundary (zero across the last row/column)."""
-    gx = torch.zeros_like(u)
-    gy = torch.zeros_like(u)
-    gx[..., :, :-1] = u[..., :, 1:] - u[..., :, :-1]
-    gy[..., :-1, :] = u[..., 1:, :] - u[..., :-1, :]
-    return gx, gy
-
-
-def _div(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
-    """Divergence, the negative adjoint of :func:`_grad` (``<grad u, p> = -<u, div p>``)."""
-    # div p [j] = p[j] [j < n-1] - p[j-1] [j >= 1] along each axis (exact negative adjoint for any p).
-    d = torch.zeros_like(px)
-    d[..., :, :-1] += px[..., :, :-1]
-    d[..., :, 1:] -= px[..., :, :-1]
-    d[..., :-1, :] += py[..., :-1, :]
-    d[..., 1:, :] -= py[..., :-1, :]
-    return d
+_IMAGE_AXES = (2, 3)  # (B, C, H, W): the TV of each channel over height and width
 
 
 def tv_denoise(
@@ -103,19 +87,15 @@ def tv_denoise(
     s = 1.0 / (8.0 * tau)
     u = y.clone()
     ubar = u
-    px = torch.zeros_like(y)
-    py = torch.zeros_like(y)
+    p = torch.zeros((y.shape[0], 2, *y.shape[1:]), dtype=y.dtype, device=y.device)
     tiny = torch.finfo(y.dtype).tiny
     for k in range(int(n_iter)):
-        gx, gy = _grad(ubar)
-        px = px + s * gx
-        py = py + s * gy
+        p = p + s * finite_difference(ubar, _IMAGE_AXES)
         # Project the dual onto {|p| <= weight} pixelwise (isotropic TV); weight 0 forces p = 0.
-        scale = torch.clamp(w / torch.sqrt(px * px + py * py).clamp_min(tiny), max=1.0)
-        px = px * scale
-        py = py * scale
+        scale = torch.clamp(w / torch.sqrt((p * p).sum(dim=1)).clamp_min(tiny), max=1.0)
+        p = p * scale[:, None]
         u_old = u
-        u = (u + tau * _div(px, py) + tau * y) / (1.0 + tau)
+        u = (u - tau * finite_difference_adjoint(p, _IMAGE_AXES) + tau * y) / (1.0 + tau)
         theta = 1.0 / math.sqrt(1.0 + 2.0 * gamma * tau)
         tau, s = theta * tau, s / theta
         ubar = u + theta * (u - u_old)

@@ -12,6 +12,7 @@ import math
 import torch
 
 from forward_models.cg import batch_dot, cg_step
+from forward_models.gradient import finite_difference, finite_difference_adjoint
 
 from .common import (Tracker, call_denoiser, check_int, check_measurement, check_positive, check_state_callback,
                      clamp_sigma, initial_point, move_denoiser, resolve_device)
@@ -115,27 +116,9 @@ def _spatial_axes(in_shape, tv_axes):
     return axes
 
 
-def gradient(x: torch.Tensor, axes) -> torch.Tensor:
-    """Forward differences (Neumann boundary) along ``axes``, stacked on a new axis 1."""
-    out = []
-    for a in axes:
-        d = torch.diff(x, dim=a)
-        pad = [0, 0] * (x.ndim - 1 - a) + [0, 1]
-        out.append(torch.nn.functional.pad(d, pad))
-    return torch.stack(out, dim=1)
-
-
-def gradient_adjoint(g: torch.Tensor, axes) -> torch.Tensor:
-    """Adjoint of :func:`gradient` (minus the divergence)."""
-    out = None
-    for i, a in enumerate(axes):
-        gi = g[:, i].narrow(a, 0, g.shape[a + 1] - 1)  # drop the zero-padded last difference
-        nd = gi.ndim
-        front = torch.nn.functional.pad(gi, [0, 0] * (nd - 1 - a) + [1, 0])
-        back = torch.nn.functional.pad(gi, [0, 0] * (nd - 1 - a) + [0, 1])
-        term = front - back
-        out = term if out is None else out + term
-    return out
+#: forward differences (Neumann boundary) stacked on axis 1, and their exact adjoint:
+#: the registered ``forward_models.FiniteDifference`` operator's functions
+gradient, gradient_adjoint = finite_difference, finite_difference_adjoint
 
 
 def total_variation(x: torch.Tensor, axes=None, *, eps: float = 0.0) -> torch.Tensor:
