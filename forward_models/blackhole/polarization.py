@@ -9,9 +9,10 @@ Physics (Himwich et al. 2020, Phys. Rev. D 101, 084020; Gelles et al. 2021; Levi
 1. **Flow.**  Keplerian (or sub-Keplerian, retrograde) circular flow ``u = u^t (1, 0, 0, Ω)``
    as in :mod:`.emission`; the redshift ``g = 1 / (u^t (1 − Ω λ))`` (``g = 0`` where no timelike
    orbit exists, and then ``J = 0``).
-2. **Photon.**  The covariant wave vector ``k_μ = (−1, ±√R / Δ, ±√Θ, λ)`` with the signs of
-   ``dr`` and ``dθ`` along the sampled ray (the reference's ``np.gradient`` rule; reversing both
-   signs does not change ``J``).
+2. **Photon.**  The covariant wave vector ``k_μ = (−1, ±√R / Δ, ±√Θ, λ)`` of the photon travelling
+   to the observer: the signs are those of ``dr`` and ``dθ`` from the source towards the observer
+   (``convention="bhnerf"`` takes them along the sample order, observer to source, as the reference
+   does; the two agree unless the field mixes toroidal and poloidal components).
 3. **Fluid frame.**  The orthonormal tetrad of the flow ``e_(t) = u``, ``e_(r) = ∂_r / √g_rr``,
    ``e_(θ) = ∂_θ / √Σ``, ``e_(φ) = (u_φ ∂_t − u_t ∂_φ) / (√Δ sin θ)``; the photon's spatial momentum
    there ``k'_(i) = e_(i)^μ k_μ`` has length ``1/g`` (the fluid-frame photon energy).
@@ -228,6 +229,12 @@ def stokes_factors(r, theta, alpha, beta, spin, inclination_deg, *, magnetic_fie
         Th = eta + a * a * c * c - lam * lam * c * c / (s * s)
         sgn_r = np.sign(np.gradient(r, axis=-1)) if r.shape[-1] > 1 else np.ones_like(r)
         sgn_th = np.sign(np.gradient(th, axis=-1)) if r.shape[-1] > 1 else np.ones_like(r)
+        if convention == "physical":
+            # samples run from the observer back to the source, the photon the other way: with
+            # k_t = -1 and k_phi = lam (the arriving photon), k_r and k_theta take the opposite signs
+            # (the reference keeps the sample order's signs, which mirrors k' whenever the field
+            # mixes toroidal and poloidal parts; for a purely poloidal or toroidal field J is the same)
+            sgn_r, sgn_th = -sgn_r, -sgn_th
         k_t = -np.ones_like(r)
         k_r = sgn_r * np.sqrt(np.clip(R, 0, None)) / m["Delta"]
         k_th = sgn_th * np.sqrt(np.clip(Th, 0, None))

@@ -40,6 +40,9 @@ from ..base import LinearOperator
 from ..registry import register
 from .emission import check_grid_shape, check_spin, emission_age, keplerian_omega, redshift_factor, rotate_z
 from .geodesics import Geodesics
+from .polarization import CONVENTIONS, field_components, stokes_factors
+
+STOKES = ("I", "IQU")
 
 RAY_FIELDS = ("r", "theta", "phi", "t", "dtau", "Sigma", "x", "y", "z")
 
@@ -180,16 +183,44 @@ class EmissionTomography(LinearOperator):
     dtype : torch dtype
         Storage precision of the precomputed weights (float32 halves memory; float64 input is
         computed in float64 from these values, and the adjoint stays exact).
+    stokes : {"I", "IQU"}
+        ``"I"`` (default): the unpolarized movie ``(B, n_frames, Nβ, Nα)``, unchanged.  ``"IQU"``:
+        polarized synchrotron emission, movie ``(B, n_frames, 3, Nβ, Nα)`` with the Stokes factors of
+        :func:`~forward_models.blackhole.polarization.stokes_factors` (``pixel_s = Σ_k w_k J_s,k e_k``;
+        the emission ``e₀`` stays one scalar field).
+    magnetic_field : str or (b_r, b_z, b_phi)
+        Lab-frame field geometry for ``stokes="IQU"``: ``"vertical"``, ``"radial"``, ``"toroidal"`` or
+        cylindrical components.
+    polarized_fraction : float
+        Local linear polarization fraction in ``[0, 1]``.
+    spectral_index : float
+        Synchrotron spectral index ``α_ν`` (``I_ν ∝ ν^{−α_ν}``).
+    polarization_convention : {"physical", "bhnerf"}
+        ``"bhnerf"`` reproduces the reference implementation's field model (and ``J_IQU``); see
+        :mod:`~forward_models.blackhole.polarization`.
 
     Notes
     -----
-    Memory: 32 bytes (float32) per contributing (sample, frame), see :attr:`n_active`.
+    Memory: 32 bytes (float32) per contributing (sample, frame), see :attr:`n_active`
+    (``stokes="IQU"``: 56 bytes).  With ``doppler=False`` only the ``g²`` ray weight is dropped; the
+    Stokes factors keep their ``g^α_ν`` emissivity.
     """
 
     def __init__(self, geos, *, grid_shape=64, extent=8.0, t_frames=(0.0,), t_injection: float = 0.0,
                  doppler: bool = True, slow_light: bool = True, retrograde: bool = False, fraction: float = 1.0,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, stokes: str = "I", magnetic_field="vertical",
+                 polarized_fraction: float = 0.85, spectral_index: float = 1.0,
+                 polarization_convention: str = "physical"):
         super().__init__()
+        if stokes not in STOKES:
+            raise ValueError(f"stokes must be one of {STOKES}, got {stokes!r}")
+        if polarization_convention not in CONVENTIONS:
+            raise ValueError(f"polarization_convention must be one of {CONVENTIONS}, got {polarization_convention!r}")
+        self.stokes = stokes
+        self.n_stokes = len(stokes)
+        self.magnetic_field = field_components(magnetic_field)
+        self.polarized_fraction, self.spectral_index = float(polarized_fraction), float(spectral_index)
+        self.polarization_convention = polarization_convention
         rays = _ray_arrays(geos)
         self.grid_shape = check_grid_shape(grid_shape)
         self.extent = _extent3(extent)
@@ -208,7 +239,7 @@ class EmissionTomography(LinearOperator):
         self.n_samples, self.n_frames = k, len(self.t_frames)
         self.image_shape = (nb, na)
         self.in_shape = self.grid_shape
-        self.out_shape = (self.n_frames, nb, na)
+        self.out_shape = (self.n_frames, nb, na) if stokes == "I" else (self.n_frames, self.n_stokes, nb, na)
         self._storage_dtype = dtype
 
         # --- per-sample quantities that do not depend on the frame (float64) -----------------
@@ -227,6 +258,13 @@ class EmissionTomography(LinearOperator):
             "omega": keplerian_omega(rays["r"][keep], self.spin, retrograde=self.retrograde,
                                      fraction=self.fraction),
         }
+        if stokes != "I":
+            J = stokes_factors(rays["r"], rays["theta"], self.alpha, self.beta, self.spin, self.inclination_deg,
+                               magnetic_field=self.magnetic_field, polarized_fraction=self.polarized_fraction,
+                               spectral_index=self.spectral_index, retrograde=self.retrograde,
+                               fraction=self.fraction, convention=polarization_convention)
+            # (n_stokes, n_kept) weights w * J_s; the pixel index addresses Stokes I of each frame
+            self._samples["w"] = self._samples["w"][None] * J[:, keep]
         self._field_cache: dict = {}
         self._build_grid_weights()
 
@@ -255,16 +293,19 @@ class EmissionTomography(LinearOperator):
             i0 = [np.minimum(np.floor(q).astype(np.int64), n - 2) for q, n in zip(fi, self.grid_shape)]
             bases.append((i0[0] * ny + i0[1]) * nz + i0[2])
             fracs.append(np.stack([q - i for q, i in zip(fi, i0)]))
-            weights.append(self._samples["w"][ok])
-            pixels.append(self._samples["pix"][ok] + f * npix)
+            weights.append(self._samples["w"][..., ok])
+            pixels.append(self._samples["pix"][ok] + f * npix * self.n_stokes)
         base = np.concatenate(bases)
         # int64 indices: torch's CPU index_add_ along dim 1 is ~50x slower with int32 indices
         idx_dtype = torch.int64
         self.n_active = int(base.size)
         self.register_buffer("base_index", torch.from_numpy(base).to(idx_dtype))
-        self.register_buffer("pixel_index", torch.from_numpy(np.concatenate(pixels)).to(idx_dtype))
+        pixel = np.concatenate(pixels)
+        if self.n_stokes > 1:  # Stokes s of a frame follows I at an offset of s * npix
+            pixel = np.concatenate([pixel + s * npix for s in range(self.n_stokes)])
+        self.register_buffer("pixel_index", torch.from_numpy(pixel).to(idx_dtype))
         self.register_buffer("frac", torch.from_numpy(np.concatenate(fracs, axis=1)).to(self._storage_dtype))
-        self.register_buffer("ray_weight", torch.from_numpy(np.concatenate(weights)).to(self._storage_dtype))
+        self.register_buffer("ray_weight", torch.from_numpy(np.concatenate(weights, axis=-1)).to(self._storage_dtype))
         self._strides = (ny * nz, nz, 1)
 
     # ------------------------------------------------------------------ operator
@@ -283,9 +324,12 @@ class EmissionTomography(LinearOperator):
         c0 = torch.lerp(torch.lerp(corner(0), corner(1), fz), torch.lerp(corner(sy), corner(sy + 1), fz), fy)
         c1 = torch.lerp(torch.lerp(corner(sx), corner(sx + 1), fz),
                         torch.lerp(corner(sx + sy), corner(sx + sy + 1), fz), fy)
-        v = torch.lerp(c0, c1, fx) * w
-        out = torch.zeros((b, self.n_frames * self.image_shape[0] * self.image_shape[1]), dtype=x.dtype,
-                          device=x.device)
+        if self.n_stokes == 1:
+            v = torch.lerp(c0, c1, fx) * w
+        else:  # one interpolation, n_stokes weights: (b, n_stokes * n_active), Stokes-major
+            v = (torch.lerp(c0, c1, fx)[:, None, :] * w).reshape(b, -1)
+        out = torch.zeros((b, self.n_frames * self.n_stokes * self.image_shape[0] * self.image_shape[1]),
+                          dtype=x.dtype, device=x.device)
         out.index_add_(1, self.buffer_as("pixel_index", x), v)
         return out.reshape(b, *self.out_shape)
 
@@ -298,7 +342,11 @@ class EmissionTomography(LinearOperator):
         fr = self.buffer_as("frac", y)
         w = self.buffer_as("ray_weight", y)
         sx, sy, _ = self._strides
-        v = y.reshape(b, -1).index_select(1, self.buffer_as("pixel_index", y)) * w
+        v = y.reshape(b, -1).index_select(1, self.buffer_as("pixel_index", y))
+        if self.n_stokes == 1:
+            v = v * w
+        else:
+            v = (v.reshape(b, self.n_stokes, -1) * w).sum(dim=1)
         v1 = v * fr[0]
         v0 = v - v1
         out = torch.zeros((b, nx * ny * nz), dtype=y.dtype, device=y.device)
@@ -321,15 +369,18 @@ class EmissionTomography(LinearOperator):
 
         Samples of zero weight (``g = 0``, the first sample of each ray) hold ``weight = 0`` and
         ``NaN`` positions.  For inspection and tests; the operator itself uses compact storage.
+        With ``stokes="IQU"`` ``weight`` is ``(3, Nβ, Nα, K)``: the ray weight times ``J``.
         """
         if not 0 <= int(frame) < self.n_frames:
             raise ValueError(f"frame must be in [0, {self.n_frames}), got {frame}")
         shape = (*self.image_shape, self.n_samples)
         xr, yr, zr, age, _ = self._frame_positions(int(frame))
         out = {k: np.full(shape, np.nan) for k in ("x", "y", "z", "age")}
-        out["weight"] = np.zeros(shape)
-        for k, v in (("x", xr), ("y", yr), ("z", zr), ("age", age), ("weight", self._samples["w"])):
+        for k, v in (("x", xr), ("y", yr), ("z", zr), ("age", age)):
             out[k][self._keep] = v
+        w = self._samples["w"]
+        out["weight"] = np.zeros(w.shape[:-1] + shape)
+        out["weight"][..., self._keep] = w
         return out
 
     # ------------------------------------------------------------------ coordinate networks
@@ -344,7 +395,9 @@ class EmissionTomography(LinearOperator):
         Returns
         -------
         dict with ``coords`` ``(n, 3)`` rotated positions in M (where ``e₀`` is read),
-        ``weight`` ``(n,)`` ray weights, ``pixel`` ``(n,)`` flat index into ``(n_frames, Nβ, Nα)``.
+        ``weight`` ``(n,)`` ray weights (``stokes="IQU"``: ``(3, n)``, times ``J``), ``pixel`` ``(n,)``
+        flat index into ``(n_frames, Nβ, Nα)`` (``stokes="IQU"``: of Stokes I in
+        ``(n_frames, 3, Nβ, Nα)``; Stokes ``s`` is ``s·Nβ·Nα`` further).
         """
         key = (r_min, r_max, z_max)
         if key in self._field_cache:
@@ -363,9 +416,9 @@ class EmissionTomography(LinearOperator):
         for f in range(self.n_frames):
             xr, yr, zr, _, ok = self._frame_positions(f, idx)
             coords.append(np.stack([xr[ok], yr[ok], zr[ok]], axis=-1))
-            weights.append(s["w"][idx][ok])
-            pixels.append(s["pix"][idx][ok] + f * npix)
-        out = {"coords": np.concatenate(coords), "weight": np.concatenate(weights),
+            weights.append(s["w"][..., idx][..., ok])
+            pixels.append(s["pix"][idx][ok] + f * npix * self.n_stokes)
+        out = {"coords": np.concatenate(coords), "weight": np.concatenate(weights, axis=-1),
                "pixel": np.concatenate(pixels).astype(np.int64)}
         self._field_cache[key] = out
         return out
@@ -391,7 +444,7 @@ class EmissionTomography(LinearOperator):
 
         Returns
         -------
-        tensor ``(1, n_frames, Nβ, Nα)``.
+        tensor ``(1, *out_shape)``.
         """
         if device is None or dtype is None:
             p = next(field_fn.parameters(), None) if isinstance(field_fn, torch.nn.Module) else None
@@ -407,9 +460,9 @@ class EmissionTomography(LinearOperator):
         if vals.shape[0] != coords.shape[0]:
             raise ValueError(f"field_fn returned {vals.shape[0]} values for {coords.shape[0]} points")
         # accumulate in the rendering precision even when the field ran under reduced-precision autocast
-        contrib = vals.to(w.dtype) * w
-        out = torch.zeros(self.n_frames * self.image_shape[0] * self.image_shape[1], dtype=contrib.dtype,
-                          device=contrib.device)
+        contrib = (vals.to(w.dtype) * w).reshape(-1)
+        out = torch.zeros(self.n_frames * self.n_stokes * self.image_shape[0] * self.image_shape[1],
+                          dtype=contrib.dtype, device=contrib.device)
         out = out.index_add(0, pix, contrib)
         return out.reshape(1, *self.out_shape)
 
@@ -418,16 +471,21 @@ class EmissionTomography(LinearOperator):
         hit = self._field_cache.get(tkey)
         if hit is None:
             s = self.field_samples(r_min=key[0], r_max=key[1], z_max=key[2])
+            pixel = s["pixel"]
+            if self.n_stokes > 1:  # Stokes-major, matching weight.reshape(-1)
+                npix = self.image_shape[0] * self.image_shape[1]
+                pixel = np.concatenate([pixel + k * npix for k in range(self.n_stokes)])
             hit = (torch.as_tensor(s["coords"], dtype=dtype, device=device),
                    torch.as_tensor(s["weight"], dtype=dtype, device=device),
-                   torch.as_tensor(s["pixel"], device=device))
+                   torch.as_tensor(pixel, device=device))
             self._field_cache[tkey] = hit
         return hit
 
     # ------------------------------------------------------------------ observations
     def lightcurve(self) -> LinearOperator:
-        """The unresolved light curve ``(B, n_frames)``: :class:`LightCurve` composed with this operator."""
-        return LightCurve(self.n_frames, self.image_shape) @ self
+        """The unresolved light curve ``(B, n_frames)`` (``stokes="IQU"``: ``(B, n_frames, 3)``):
+        :class:`LightCurve` composed with this operator."""
+        return LightCurve(self.n_frames, self.image_shape, n_stokes=self.n_stokes) @ self
 
     # ------------------------------------------------------------------ geometry
     def geometry(self):
@@ -455,6 +513,14 @@ class EmissionTomography(LinearOperator):
             "retrograde": (int(self.retrograde), "bool"),
             "fraction": (self.fraction, "1"),
         })
+        if self.stokes != "I":  # unpolarized geometries are written as before
+            geo.update({
+                "stokes": (self.stokes, ""),
+                "magnetic_field": (list(self.magnetic_field), "1"),
+                "polarized_fraction": (self.polarized_fraction, "1"),
+                "spectral_index": (self.spectral_index, "1"),
+                "polarization_convention": (self.polarization_convention, ""),
+            })
         return geo
 
     @classmethod
@@ -470,12 +536,25 @@ class EmissionTomography(LinearOperator):
         return cls(geos, grid_shape=tuple(int(s) for s in g["grid_shape"]), extent=np.asarray(g["extent"]),
                    t_frames=np.atleast_1d(np.asarray(g["t_frames"], dtype=np.float64)),
                    t_injection=float(g["t_injection"]), doppler=bool(g["doppler"]), slow_light=bool(g["slow_light"]),
-                   retrograde=bool(g.get("retrograde", False)), fraction=float(g.get("fraction", 1.0)), dtype=dtype)
+                   retrograde=bool(g.get("retrograde", False)), fraction=float(g.get("fraction", 1.0)), dtype=dtype,
+                   **polarization_kwargs(g))
 
     def extra_repr(self) -> str:
         return (f"spin={self.spin}, inclination_deg={self.inclination_deg}, rays={self.image_shape}x{self.n_samples}, "
                 f"frames={self.n_frames}, grid={self.grid_shape}, extent={self.extent}, doppler={self.doppler}, "
-                f"slow_light={self.slow_light}, active={self.n_active}")
+                f"slow_light={self.slow_light}, active={self.n_active}"
+                + ("" if self.stokes == "I" else f", stokes={self.stokes}, magnetic_field={self.magnetic_field}, "
+                   f"polarized_fraction={self.polarized_fraction}, convention={self.polarization_convention}"))
+
+
+def polarization_kwargs(g) -> dict:
+    """The polarization keywords of :class:`EmissionTomography` stored in a geometry mapping (``{}`` if unpolarized)."""
+    stokes = str(g.get("stokes", "I"))
+    if stokes == "I":
+        return {}
+    return {"stokes": stokes, "magnetic_field": tuple(float(v) for v in np.ravel(g["magnetic_field"])),
+            "polarized_fraction": float(g["polarized_fraction"]), "spectral_index": float(g["spectral_index"]),
+            "polarization_convention": str(g.get("polarization_convention", "physical"))}
 
 
 class LightCurve(LinearOperator):
@@ -483,17 +562,21 @@ class LightCurve(LinearOperator):
 
     Compose with :class:`EmissionTomography` (``LightCurve(...) @ op`` or ``op.lightcurve()``).
     The flux is the plain pixel sum (multiply by the pixel solid angle for physical flux).
+    With ``n_stokes = 3``: ``(B, n_frames, 3, H, W) -> (B, n_frames, 3)`` (I, Q, U per frame).
     """
 
-    def __init__(self, n_frames: int, image_shape: tuple[int, int]):
+    def __init__(self, n_frames: int, image_shape: tuple[int, int], n_stokes: int = 1):
         super().__init__()
         n_frames = int(n_frames)
         shape = tuple(int(s) for s in image_shape)
         if n_frames < 1 or len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"n_frames and image_shape must be positive, got {n_frames}, {image_shape}")
-        self.n_frames, self.image_shape = n_frames, shape
-        self.in_shape = (n_frames, *shape)
-        self.out_shape = (n_frames,)
+        if int(n_stokes) not in (1, 3):
+            raise ValueError(f"n_stokes must be 1 or 3, got {n_stokes!r}")
+        self.n_frames, self.image_shape, self.n_stokes = n_frames, shape, int(n_stokes)
+        stokes = () if self.n_stokes == 1 else (self.n_stokes,)
+        self.in_shape = (n_frames, *stokes, *shape)
+        self.out_shape = (n_frames, *stokes)
 
     def _forward(self, x):
         return x.sum(dim=(-2, -1))
@@ -507,11 +590,14 @@ class LightCurve(LinearOperator):
         return math.sqrt(self.image_shape[0] * self.image_shape[1])
 
     def geometry(self):
-        return {"n_frames": (self.n_frames, "1"), "image_shape": (list(self.image_shape), "pixel")}
+        geo = {"n_frames": (self.n_frames, "1"), "image_shape": (list(self.image_shape), "pixel")}
+        if self.n_stokes != 1:
+            geo["n_stokes"] = (self.n_stokes, "1")
+        return geo
 
     @classmethod
     def from_geometry(cls, g):
-        return cls(int(g["n_frames"]), tuple(int(s) for s in g["image_shape"]))
+        return cls(int(g["n_frames"]), tuple(int(s) for s in g["image_shape"]), n_stokes=int(g.get("n_stokes", 1)))
 
 
 def _example(dtype=torch.float64):
@@ -528,4 +614,4 @@ register("blackhole", EmissionTomography, example=_example,
          description="3-D emission near a Kerr black hole -> lensed movie (orbiting, Doppler, light delay)",
          image_input=False, tags=("astronomy",))
 
-__all__ = ["EmissionTomography", "LightCurve", "RayBundle", "rays_from_npz"]
+__all__ = ["EmissionTomography", "LightCurve", "RayBundle", "STOKES", "polarization_kwargs", "rays_from_npz"]
