@@ -72,6 +72,11 @@ def default_solver(prior: str, measurement: Measurement | None = None) -> str:
     in the demo (camera 128², sigma 25/255: 26.5 dB against 20.6 dB with the wavelet prior).  A solver package may
     override this through ``recon.solvers.DEFAULT_SOLVER`` (a ``{prior: solver}`` dict).
     """
+    if measurement is not None:  # a solver may claim a kind of measurement (real VLBI data: "vlbi")
+        for name, spec in solver_registry().items():
+            claims = getattr(spec, "default_for", None)
+            if callable(claims) and claims(measurement):
+                return name
     try:
         from .solvers import DEFAULT_SOLVER  # type: ignore[attr-defined]
 
@@ -114,6 +119,11 @@ def pair_applies(measurement: Measurement, solver: str, prior: str) -> tuple[boo
     attributes, which are honoured when present.
     """
     entry = measurement.entry
+    own = solver_registry().get(solver)
+    if own is not None and hasattr(own, "applies_to_measurement"):  # a solver that judges its own data and priors
+        if not own.applies_to_measurement(measurement):
+            return False, f"solver {solver} does not apply to this {measurement.forward_model} measurement"
+        return True, ""
     if prior_is_denoiser(prior) and not (solver == "tv" and prior == "tv") and not entry.image_input:
         return False, f"{prior} is a 2-D image prior; {measurement.forward_model} has a non-image unknown"
     try:
@@ -477,7 +487,8 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
         y = torch.as_tensor(m.y)[None].to(dev)
         y = y.to(torch.complex64 if tdtype == torch.float32 else torch.complex128) if y.is_complex() \
             else y.to(tdtype)
-        denoiser, wsha = load_prior(prior, device=str(dev), weights=weights)
+        own_priors = getattr(fn, "own_priors", ())  # priors a solver implements itself (vlbi: mem, tsv, ...)
+        denoiser, wsha = (None, "") if prior in own_priors else load_prior(prior, device=str(dev), weights=weights)
         if denoiser is not None and not isinstance(getattr(denoiser, "name", None), str):
             try:  # solvers look their tuned defaults up by the prior's name
                 denoiser.name = prior
@@ -491,7 +502,8 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
                 n = options.pop("iterations")
                 options.setdefault(it_name, n)  # an explicit n_iter/n_steps wins
         context: dict[str, Any] = {"denoiser": denoiser, "sigma": m.sigma, "device": dev, "seed": seed,
-                                   "callback": callback, "progress": progress}
+                                   "callback": callback, "progress": progress, "measurement": m,
+                                   "prior_name": prior}
         if x0 is not None:
             context["x0"] = torch.as_tensor(np.asarray(x0))[None].to(dev, tdtype) \
                 if not isinstance(x0, torch.Tensor) else x0.to(dev, tdtype)
@@ -534,6 +546,7 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
     metrics = quality_metrics(x, m.ground_truth, image=m.entry.image_input)
     metrics["data_misfit"] = data_misfit(m.operator(), x.astype(np.float64), m.y.astype(
         np.complex128 if np.iscomplexobj(m.y) else np.float64))
+    metrics.update(getattr(history, "extra_metrics", None) or {})  # e.g. vlbi: chi2 per product, ring
     metrics["wall_time_s"] = wall
     metrics["iterations"] = _iterations(hist, options.get("iterations"))
     opts = _json_safe({**options, "device": str(device), "seed": seed, "dtype": dtype})

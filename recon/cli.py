@@ -205,6 +205,11 @@ def cmd_run(args, argv) -> int:
     if met.get("ssim") is not None:
         parts.append(f"SSIM {met['ssim']:.4f}")
     parts.append(f"misfit {met['data_misfit']:.4g}")
+    parts += [f"{k} {met[k]:.3g}" for k in sorted(met) if k.startswith("chi2_")]  # per data product (VLBI)
+    for key, label, unit in (("ring_diameter_uas", "ring diameter", " uas"), ("ring_width_uas", "width", " uas"),
+                             ("ring_position_angle_deg", "PA", " deg"), ("ring_central_depression", "f_c", "")):
+        if met.get(key) is not None:
+            parts.append(f"{label} {met[key]:.1f}{unit}")
     parts.append(f"{met['wall_time_s']:.2f} s")
     print(", ".join(parts))
     return EXIT_OK
@@ -250,6 +255,12 @@ def _sha(path) -> str:
 
 def _sky_fn(m):
     """A function returning FITS WCS arguments for ``m``'s operator, or ``BadInput`` if it has no sky."""
+    from .vlbi.data import is_vlbi_measurement
+
+    if is_vlbi_measurement(m):  # imported interferometer data: the source's position, date, frequency
+        from .vlbi.fits import sky_info
+
+        return lambda: sky_info(m)
     op = m.operator()
     sky = getattr(op, "sky_geometry", None)
     if callable(sky):
@@ -266,6 +277,10 @@ def _sky_image(r, sky) -> dict:
     import numpy as np
     import torch
 
+    info = dict(sky())
+    if info.pop("image_is_x", False):  # the unknown is the sky image itself (VLBI)
+        info["image"] = np.asarray(r.x).reshape(r.x.shape[-2:])
+        return info
     op = r.measurement.operator()
     with torch.no_grad():
         img = op.forward(torch.as_tensor(r.x, dtype=torch.float64)[None])[0].numpy()

@@ -725,7 +725,7 @@ def file_kind(path: str | os.PathLike) -> str:
 # ============================================================================ FITS
 def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg: float, dec_deg: float,
                origin: str = "lower", bunit: str = "Jy/pixel", object_name: str = "", frequency_hz=None,
-               history: list[str] | None = None, overwrite_inputs=()) -> Path:
+               history: list[str] | None = None, overwrite_inputs=(), extra_header: dict | None = None) -> Path:
     """Write a 2-D sky image as FITS with a complete celestial WCS (SIN projection, ICRS).
 
     Parameters
@@ -742,6 +742,8 @@ def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg
         ``CRPIX = ((nx + 1) / 2, (ny + 1) / 2)``, the geometric centre in FITS's 1-based pixels.
     bunit : str
         Brightness unit written as ``BUNIT``.
+    extra_header : dict, optional
+        More header cards ``{keyword: value or (value, comment)}`` (e.g. ``DATE-OBS``).
 
     The header is checked by parsing it back with ``astropy.wcs.WCS``.
     """
@@ -778,6 +780,8 @@ def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg
     header["DATE"] = _now()
     if frequency_hz is not None:
         header["FREQ"] = (float(frequency_hz), "observing frequency [Hz]")
+    for key, value in (extra_header or {}).items():  # e.g. DATE-OBS, TELESCOP of an observation
+        header[key] = value
     for line in history or []:
         header["HISTORY"] = line
     hdu = fits.PrimaryHDU(data=img.astype(np.float32), header=header)

@@ -349,6 +349,16 @@ SOLVERS: dict[str, SolverSpec] = {
 }
 
 
+def _add_vlbi() -> None:
+    """The VLBI imaging pipeline (closures, self-calibration; :mod:`recon.vlbi`) is a solver too."""
+    from recon.vlbi.solver import VLBI_SOLVER
+
+    SOLVERS[VLBI_SOLVER.name] = VLBI_SOLVER
+
+
+_add_vlbi()
+
+
 def get_solver(name: str) -> SolverSpec:
     """The registered solver ``name``, or a ``ValueError`` listing the known ones."""
     if name not in SOLVERS:
