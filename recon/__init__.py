@@ -27,6 +27,7 @@ _LAZY = {
     "read_reconstruction": "recon.io",
     "write_reconstruction": "recon.io",
     "write_fits": "recon.io",
+    "import_uvfits": "recon.importers.uvfits",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
