@@ -12,7 +12,17 @@ algebra (``A @ B``, ``c * A``, ``A + B``) and the data-fidelity proximal map
 
 Devices and dtypes follow the input tensor: operators keep their geometry in
 buffers, which are moved to the input's device/dtype on use (cached per
-device/dtype), never fixed at construction.
+device/dtype), never fixed at construction.  ``.to(dtype)``, ``.float()``,
+``.double()``, ``.half()`` keep the operator the same map: complex buffers stay
+complex, and geometry is never stored below float32 (float16/bfloat16 inputs are
+computed in float32 and returned at their own precision).  Empty batches and
+meta tensors (shape inference) give empty results of the right shape and dtype.
+
+Every operator works under ``torch.func`` (``grad``, ``vjp``, ``jvp``, ``vmap``,
+``jacrev``, ``jacfwd``, ``hessian``, ``functional_call``) and to any order of
+differentiation (``create_graph=True``): the backward of ``A`` applies the same
+autograd Function to ``Aᵀ``.  The NaN/Inf input check reads the data under the
+transforms' wrappers (it is skipped only while ``torch.compile`` traces).
 """
 
 from __future__ import annotations
@@ -44,36 +54,127 @@ def check_tensor(x: Any, name: str, shape: tuple[int, ...] | None = None, *, all
 
 
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+# Inputs below float32 are computed in float32 (CPU FFTs and the compiled kernels have no half
+# precision) and returned at the input's precision; geometry buffers are never stored below float32.
+_LOW_PRECISION = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.complex32: torch.complex64}
+_STORAGE_DTYPES = (torch.float32, torch.float64)
+
+
+def _plain_tensor(x: torch.Tensor) -> torch.Tensor | None:
+    """The ordinary tensor under any ``torch.func`` wrappers (vmap, grad/vjp, jvp levels), or ``None``.
+
+    Under ``vmap`` this is the whole batched tensor, so a finiteness check on it covers every
+    sample; ``None`` where the data cannot be reached (e.g. while ``torch.compile`` traces).
+    """
+    if torch.compiler.is_compiling():
+        return None
+    functorch = getattr(torch._C, "_functorch", None)
+    try:
+        while functorch is not None and functorch.is_functorch_wrapped_tensor(x):
+            x = functorch.get_unwrapped(x)
+    except (RuntimeError, AttributeError):  # a wrapper this torch cannot open: skip the check
+        return None
+    if x.device.type == "meta" or type(x) is not torch.Tensor and not isinstance(x, nn.Parameter):
+        return None  # no data (meta, fake or other tensor subclasses)
+    return x
 
 
 def _all_finite(x: torch.Tensor) -> bool:
-    """Whether every element is finite.
+    """Whether every element is finite (``True`` where the data cannot be read, see :func:`_plain_tensor`).
 
-    On CPU this goes through numpy (a zero-copy view): torch's reduction wakes its
-    thread pool, which costs tens of milliseconds on a busy machine -- on a 512²
-    Radon call that was half of the operator's time.
+    Transform-safe: under ``torch.func`` transforms the check reads the unwrapped tensor, outside any
+    autograd graph and without data-dependent control flow on a wrapped tensor.  On CPU it goes
+    through numpy (a zero-copy view): torch's reduction wakes its thread pool, which costs tens of
+    milliseconds on a busy machine -- on a 512² Radon call that was half of the operator's time.
     """
-    if x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES:
-        return bool(np.isfinite(x.detach().resolve_conj().numpy()).all())
-    return bool(torch.isfinite(x).all())
+    x = _plain_tensor(x)
+    if x is None:
+        return True
+    # inside a torch.func transform every op would re-wrap its result: read the data with functorch off
+    with torch._C._DisableFuncTorch():
+        x = x.detach().resolve_conj().resolve_neg()
+        if x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES:
+            return bool(np.isfinite(x.numpy()).all())
+        if x.is_complex():
+            x = torch.view_as_real(x)
+        return bool(torch.isfinite(x).all())
+
+
+def _result_dtype(op: "LinearOperator", x: torch.Tensor, transpose: bool) -> torch.dtype:
+    """Dtype of ``A x`` (or ``Aᵀ x``) for shape-only results (meta tensors, empty batches)."""
+    complex_out = x.is_complex() or (op.input_complex if transpose else op.output_complex)
+    if not complex_out:
+        return x.real.dtype if x.is_complex() else x.dtype
+    if x.is_complex():
+        return x.dtype
+    # complex results of float16/bfloat16 inputs are complex64 (torch's complex32 has few operations)
+    return torch.complex128 if x.dtype == torch.float64 else torch.complex64
+
+
+def _evaluate(op: "LinearOperator", x: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """``op._forward(x)`` or ``op._adjoint(x)`` with the API edges handled once for every operator.
+
+    * meta tensors (shape inference): an empty result of the right shape and dtype;
+    * an empty batch: an empty result (FFT and compiled backends reject zero-size arrays);
+    * float16 / bfloat16 / complex32: computed in float32 / complex64, returned at the input's
+      precision (a complex result of a float16 or bfloat16 input is complex64).
+    """
+    shape = op.in_shape if transpose else op.out_shape
+    if x.device.type == "meta" or x.shape[0] == 0:
+        return x.new_zeros((x.shape[0], *shape), dtype=_result_dtype(op, x, transpose))
+    work = _LOW_PRECISION.get(x.dtype)
+    if work is not None:
+        out = _evaluate(op, x.to(work), transpose)
+        return out.to(_result_dtype(op, x, transpose) if out.is_complex() else x.real.dtype if x.is_complex()
+                      else x.dtype)
+    return op._adjoint(x) if transpose else op._forward(x)
 
 
 class _Apply(torch.autograd.Function):
-    """Autograd for a linear map: the backward of A is Aᵀ (and of Aᵀ is A)."""
+    """Autograd for a linear map: the backward of A is Aᵀ (and of Aᵀ is A).
+
+    The backward applies this same Function (to the adjoint), so it is itself differentiable:
+    ``create_graph=True``, Hessian-vector products and gradient penalties work for every backend,
+    including the compiled (numba) ones that autograd cannot see into.  ``jvp`` (forward mode) is the
+    map itself, and ``vmap`` folds the mapped axis into the operator's batch axis, so ``torch.func``
+    transforms (``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``, ``jacfwd``, ``hessian``) all work.
+    """
 
     @staticmethod
-    def forward(ctx, x, op, transpose):  # noqa: D102
-        ctx.op, ctx.transpose = op, transpose
-        ctx.in_complex = x.is_complex()
-        return op._adjoint(x) if transpose else op._forward(x)
+    def forward(x, op, transpose):  # noqa: D102
+        return _evaluate(op, x, transpose)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: D102
+        x, op, transpose = inputs
+        ctx.op, ctx.transpose, ctx.in_complex = op, transpose, x.is_complex()
 
     @staticmethod
     def backward(ctx, g):  # noqa: D102
-        op = ctx.op
-        out = op._forward(g) if ctx.transpose else op._adjoint(g)
+        out = _Apply.apply(g, ctx.op, not ctx.transpose)
         if not ctx.in_complex and out.is_complex():
-            out = out.real
+            out = out.real  # the gradient of a real input is real (⟨·,·⟩ is the real inner product)
         return out, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, _op_t, _transpose_t):  # noqa: D102
+        return _Apply.apply(x_t, ctx.op, ctx.transpose)
+
+    @staticmethod
+    def vmap(info, in_dims, x, op, transpose):  # noqa: D102
+        functorch = torch._C._functorch
+        if any(functorch.is_batchedtensor(b) for b in op.buffers()):
+            raise NotImplementedError(
+                f"vmap over the buffers of {type(op).__name__} (e.g. a batch of kernels) is not supported: "
+                "vmap over the input, or build one operator per geometry")
+        dim = in_dims[0]
+        if dim is None:
+            return _Apply.apply(x, op, transpose), None
+        x = x.movedim(dim, 0)
+        v, b = x.shape[0], x.shape[1]
+        # operators are linear maps applied sample by sample: the mapped axis is more batch
+        out = _Apply.apply(x.reshape(v * b, *x.shape[2:]), op, transpose)
+        return out.reshape(v, b, *out.shape[1:]), 0
 
 
 class LinearOperator(nn.Module):
@@ -137,18 +238,46 @@ class LinearOperator(nn.Module):
             self._cast_cache[key] = hit
         return hit
 
-    def _apply(self, fn, recurse=True):  # drop cached casts when the module moves
+    def _apply(self, fn, recurse=True):
+        """Move/convert buffers (``.to``, ``.float()``, ``.half()``, ...) without changing the map.
+
+        ``nn.Module`` would cast a complex buffer (a circular blur's OTF, visibility phases) to a
+        real dtype by dropping its imaginary part; here a complex buffer is converted as its
+        (real, imaginary) pair and stays complex at the requested precision.  Floating buffers
+        are never stored below float32 (``.half()``, ``.to(torch.bfloat16)`` keep float32
+        geometry: half-precision rays and phases would change the operator; half *inputs* are
+        computed in float32, see :meth:`forward`), and ``.to(<complex dtype>)`` keeps real
+        buffers real at that precision.  Cached casts are dropped.
+        """
         self._cast_cache = {}
-        return super()._apply(fn, recurse)
+
+        def keep_kind(t):
+            if not (t.is_floating_point() or t.is_complex()):
+                return fn(t)
+            src = torch.view_as_real(t.resolve_conj()) if t.is_complex() else t
+            out = fn(src)
+            if out.is_complex():  # .to(complex dtype) of a real tensor: the imaginary part is zero
+                out = out.real
+            if out.dtype != src.dtype and out.dtype not in _STORAGE_DTYPES:
+                out = src.to(device=out.device, dtype=torch.float32)
+            return torch.view_as_complex(out.contiguous()) if t.is_complex() else out
+
+        return super()._apply(keep_kind, recurse)
 
     # ------------------------------------------------------------------ public API
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``A x`` for ``x`` of shape ``(B, *in_shape)``; returns ``(B, *out_shape)``."""
+        """``A x`` for ``x`` of shape ``(B, *in_shape)``; returns ``(B, *out_shape)``.
+
+        ``B`` may be 0; float16/bfloat16 inputs are computed in float32 and the result returned
+        in the input's dtype (complex64 for a complex result); a meta ``x`` gives a meta result.
+        Raises ``TypeError``/``ValueError`` naming ``x`` for a non-tensor, a non-float dtype, a wrong
+        shape or NaN/Inf values.
+        """
         check_tensor(x, "x", self.in_shape, allow_complex=self.input_complex)
         return _Apply.apply(x, self, False)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """``Aᵀ y`` for ``y`` of shape ``(B, *out_shape)``; returns ``(B, *in_shape)``."""
+        """``Aᵀ y`` for ``y`` of shape ``(B, *out_shape)``; returns ``(B, *in_shape)`` (edges as :meth:`forward`)."""
         check_tensor(y, "y", self.out_shape, allow_complex=True)
         out = _Apply.apply(y, self, True)
         if out.is_complex() and not self.input_complex:
