@@ -116,3 +116,20 @@ def test_noise_models_are_seeded():
         fm.add_poisson_noise(y, 0.0)
     with pytest.raises(ValueError, match="non-negative"):
         fm.add_poisson_noise(-y, 10.0)
+
+
+@pytest.mark.parametrize("boundary", fm.BOUNDARIES)
+@pytest.mark.parametrize("img_shape,k_shape", [((1, 9), (1, 3)), ((8, 1), (5, 1)), ((1, 1), (1, 1))])
+def test_size_one_image_axis_matches_scipy(boundary, img_shape, k_shape):
+    """An image with a size-1 axis (a row or column) is blurred like scipy.ndimage (issue 21, item 4).
+
+    ``"reflect"`` used to refuse it with "kernel too large for reflect padding"; scipy's ``mirror``
+    repeats the single sample along that axis."""
+    rng = np.random.default_rng(1)
+    img, k = rng.random(img_shape), rng.random(k_shape)
+    op = fm.Blur(k, img_shape, boundary=boundary)
+    out = op(torch.from_numpy(img)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(out, ndimage.convolve(img, k, mode=SCIPY_MODE[boundary]), atol=1e-12)
+    y = torch.from_numpy(rng.random(img_shape))[None, None]
+    x = torch.from_numpy(img)[None, None]
+    assert abs(float((op(x) * y).sum()) - float((x * op.adjoint(y)).sum())) < 1e-12
