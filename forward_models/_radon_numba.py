@@ -4,7 +4,8 @@ Geometry shared with the pure-torch path in ``radon.py`` (all coordinates in flo
 
 * the image is zero-padded by ``P`` pixels on every side (padded size ``Hp x Wp``);
 * ray ``(a, k)`` samples the padded image at integer steps ``t ∈ [tlo[a,k], thi[a,k]]`` at
-  ``row = row_c − s sin θₐ + t cos θₐ``, ``col = col_c + s cos θₐ + t sin θₐ`` with ``s = k − c``
+  ``row = row_c − s sin θₐ + t cos θₐ``, ``col = col_c + s cos θₐ + t sin θₐ`` with ``s = sdet[k]``
+  (``(k − center)·spacing``: the detector geometry)
   (``row_c = H//2 + P``, ``col_c = W//2 + P``), by bilinear interpolation;
 * ``[tlo, thi]`` covers every sample whose bilinear footprint meets the image, widened by one step,
   and ``P = 3`` guarantees all four neighbours of every visited sample lie inside the padded image,
@@ -16,9 +17,10 @@ busy with other work does not stall the call):
 1. ``_ray_weights`` (vectorised by LLVM, 8 float64 lanes) computes, for every sample of the ray, the
    flat index ``m = floor(row)·Wp + floor(col)`` of its top-left neighbour and its four bilinear
    weights, into a small per-thread scratch (L1-resident).  It runs once per *pair* of rays,
-   shared by all images of the batch: rays ``k`` and ``2c − k`` are point reflections of each
-   other through the rotation centre (an integer pixel), so the second ray's samples are the first
-   one's with the quad index ``m`` replaced by ``kmir − m`` and the four weights reversed.
+   shared by all images of the batch: when ``2·center`` is a whole column, rays ``k`` and
+   ``2·center − k`` are point reflections of each other through the rotation centre (an integer
+   pixel), so the second ray's samples are the first one's with the quad index ``m`` replaced by
+   ``kmir − m`` and the four weights reversed (``pairs``; other axes: every ray alone).
 2. The image is stored as *quads*: ``Q[m] = (x[r, c], x[r, c+1], x[r+1, c], x[r+1, c+1])``, 16
    contiguous bytes in float32.  The forward is then one 4-lane load + multiply-add per sample
    (``_quad_dot``), the adjoint one 4-lane read-modify-write per sample into a per-thread quad
@@ -240,16 +242,13 @@ def _ray_weights(r0, c0, ca, sa, t0, t1, wq, ix, ww):
 
 
 @njit(inline="always")
-def _ray_pair(a, k, tlo, thi, c, n_det):
-    """Ray ``k ≤ c`` and its mirror ``k2 = 2c − k`` (``-1``: none) and their sample ranges.
+def _ray_pair(a, k, k2, tlo, thi):
+    """Sample ranges of ray ``k`` and of its mirror ray ``k2`` (``-1``: none).
 
-    Returns ``(k2, t0, t1, t0m, t1m, lo, hi)``: ray ``k`` samples ``t0..t1``; ray ``k2`` samples
+    Returns ``(t0, t1, t0m, t1m, lo, hi)``: ray ``k`` samples ``t0..t1``; ray ``k2`` samples
     ``t0m..t1m``, i.e. the reflections (through the rotation centre) of ray ``k``'s samples at
     ``−t1m..−t0m``; ``lo..hi`` covers both (empty rays: ``t1 < t0``; both empty: ``hi < lo``).
     """
-    k2 = 2 * c - k
-    if k2 == k or k2 >= n_det:
-        k2 = -1
     t0 = tlo[a, k]
     t1 = thi[a, k]
     t0m = 0
@@ -266,7 +265,7 @@ def _ray_pair(a, k, tlo, thi, c, n_det):
         else:
             lo = min(t0, -t1m)
             hi = max(t1, -t0m)
-    return k2, t0, t1, t0m, t1m, lo, hi
+    return t0, t1, t0m, t1m, lo, hi
 
 
 @njit(inline="always")
@@ -278,18 +277,19 @@ def _job(job, ngroups, bc):
 
 
 @njit(parallel=True, cache=True)
-def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, ww_s, out):
+def radon_forward(quads, wq, cosv, sinv, tlo, thi, pairs, sdet, row_c, col_c, ngroups, ix_s, ww_s, out):
     """Fill ``out[b, k, a]`` (BC, N, A) with the line sums of the quad images ``quads`` (BC, 4·Hp·Wp).
 
-    ``ix_s`` (T, N+1) uint32 and ``ww_s`` (T, 4(N+1)) are per-thread scratch (T = numba threads).  Rays
-    ``k`` and ``2c − k`` are point reflections of each other through the rotation centre (an integer
-    pixel), so one pass of :func:`_ray_weights` serves both: the reflected sample's top-left quad is
-    ``kmir − m`` with ``kmir = (2 row_c − 1) Wp + 2 col_c − 1`` and its weights are in reverse order.
+    ``ix_s`` (T, S+1) uint32 and ``ww_s`` (T, 4(S+1)) are per-thread scratch (T = numba threads, S
+    sample steps per ray).  Ray ``k`` lies ``sdet[k]`` pixels from the axis.  The rays
+    ``(k, k2) = pairs[j]`` (``k2 = -1``: none) are point reflections of each other through the rotation
+    centre (``sdet[k2] = −sdet[k]``, centre on a half-integer grid), so one pass of
+    :func:`_ray_weights` serves both: the reflected sample's top-left quad is ``kmir − m`` with
+    ``kmir = (2 row_c − 1) Wp + 2 col_c − 1`` and its weights are in reverse order.
     Parallel jobs are (angle, group of images), ``ngroups`` groups (1 unless angles are few).
     """
     bc = quads.shape[0]
     n_ang = cosv.shape[0]
-    n_det = out.shape[1]
     kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
     for job in prange(n_ang * ngroups):
         a, b0, b1 = _job(job, ngroups, bc)
@@ -298,10 +298,12 @@ def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_
         ww = ww_s[tid]
         ca = cosv[a]
         sa = sinv[a]
-        for k in range(c + 1):
-            k2, t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, tlo, thi, c, n_det)
+        for j in range(pairs.shape[0]):
+            k = pairs[j, 0]
+            k2 = pairs[j, 1]
+            t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, k2, tlo, thi)
             if hi >= lo:
-                s = k - c
+                s = sdet[k]
                 _ray_weights(row_c - s * sa, col_c + s * ca, ca, sa, lo, hi, wq, ix, ww)
             for b in range(b0, b1):
                 out[b, k, a] = _quad_dot(quads[b], ix, ww, t0 - lo, t1 - t0 + 1, kmir) if t1 >= t0 else 0.0
@@ -311,14 +313,13 @@ def radon_forward(quads, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_
 
 
 @njit(parallel=True, cache=True)
-def radon_adjoint(y, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, ww_s, buf):
+def radon_adjoint(y, wq, cosv, sinv, tlo, thi, pairs, sdet, row_c, col_c, ngroups, ix_s, ww_s, buf):
     """Scatter ``y`` (BC, N, A) onto the zeroed per-thread quad buffers ``buf`` (T, BC, 4·Hp·Wp).
 
     Same ray pairs, weights and jobs as :func:`radon_forward`.
     """
     bc = y.shape[0]
     n_ang = cosv.shape[0]
-    n_det = y.shape[1]
     kmir = int((2 * row_c - 1) * wq + 2 * col_c - 1)
     for job in prange(n_ang * ngroups):
         a, b0, b1 = _job(job, ngroups, bc)
@@ -327,11 +328,13 @@ def radon_adjoint(y, wq, cosv, sinv, tlo, thi, c, row_c, col_c, ngroups, ix_s, w
         ww = ww_s[tid]
         ca = cosv[a]
         sa = sinv[a]
-        for k in range(c + 1):
-            k2, t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, tlo, thi, c, n_det)
+        for j in range(pairs.shape[0]):
+            k = pairs[j, 0]
+            k2 = pairs[j, 1]
+            t0, t1, t0m, t1m, lo, hi = _ray_pair(a, k, k2, tlo, thi)
             if hi < lo:
                 continue
-            s = k - c
+            s = sdet[k]
             _ray_weights(row_c - s * sa, col_c + s * ca, ca, sa, lo, hi, wq, ix, ww)
             for b in range(b0, b1):
                 if t1 >= t0:
@@ -413,10 +416,10 @@ def make_quads(x: np.ndarray, pad: int) -> np.ndarray:
     return q.reshape(bc, -1)
 
 
-def _scratch(nt: int, n_det: int, dtype):
-    # A ray pair spans at most t = -c..c: N + 1 samples.  Rows are padded to whole cache lines so
+def _scratch(nt: int, n_steps: int, dtype):
+    # A ray pair spans at most t = -tc..tc: S + 1 samples.  Rows are padded to whole cache lines so
     # the threads' scratch rows never share one.
-    n = -(-(n_det + 1) // 16) * 16
+    n = -(-(n_steps + 1) // 16) * 16
     return np.empty((nt, n), dtype=np.uint32), np.empty((nt, 4 * n), dtype=dtype)
 
 
@@ -424,7 +427,7 @@ def _geom_args(geom, bc: int, nt: int):
     # Split the images into groups only when there are too few angles to keep the threads busy.
     n_ang = geom.cos.shape[0]
     ngroups = 1 if n_ang >= 4 * nt else max(1, min(bc, -(-4 * nt // n_ang)))
-    return geom.cos, geom.sin, geom.tlo, geom.thi, geom.c, geom.row_c, geom.col_c, ngroups
+    return geom.cos, geom.sin, geom.tlo, geom.thi, geom.pairs, geom.s, geom.row_c, geom.col_c, ngroups
 
 
 #: Below this many ray samples per call (images x angles x detectors², about a millisecond on one
@@ -435,7 +438,7 @@ SERIAL_WORK = 4_000_000
 
 
 def _threads_for(bc: int, geom, threads: int) -> int:
-    work = bc * geom.cos.shape[0] * geom.n_det * geom.n_det
+    work = bc * geom.cos.shape[0] * geom.n_det * geom.n_steps
     return 1 if work < SERIAL_WORK else int(threads)
 
 
@@ -447,7 +450,7 @@ def forward(x: np.ndarray, geom, pad: int, *, threads: int = 1) -> np.ndarray:
     chunk = max(1, MEMORY_BUDGET // quad_bytes)
     out = np.empty((bc, geom.n_det, geom.cos.shape[0]), dtype=x.dtype)
     with _Threads(threads) as th:
-        ix, ww = _scratch(th.n, geom.n_det, x.dtype)
+        ix, ww = _scratch(th.n, geom.n_steps, x.dtype)
         for b0 in range(0, bc, chunk):
             quads = make_quads(x[b0:b0 + chunk], pad)
             radon_forward(quads, w + 2 * pad, *_geom_args(geom, quads.shape[0], th.n), ix, ww, out[b0:b0 + chunk])
@@ -465,10 +468,55 @@ def adjoint(y: np.ndarray, geom, pad: int, image_shape, *, threads: int = 1) -> 
     chunk = max(1, MEMORY_BUDGET // (nt * quad_bytes))
     out = np.empty((bc, h, w), dtype=y.dtype)
     with _Threads(nt) as th:
-        ix, ww = _scratch(th.n, geom.n_det, y.dtype)
+        ix, ww = _scratch(th.n, geom.n_steps, y.dtype)
         for b0 in range(0, bc, chunk):
             yc = y[b0:b0 + chunk]
             buf = _zeros((th.n, yc.shape[0], 4 * (h + 2 * pad) * (w + 2 * pad)), y.dtype)
             radon_adjoint(yc, w + 2 * pad, *_geom_args(geom, yc.shape[0], th.n), ix, ww, buf)
             fold_quads(buf, pad, out[b0:b0 + chunk])
+    return out
+
+
+# ---------------------------------------------------------------------------- FBP backprojection
+@njit(parallel=True, cache=True)
+def _fbp_rows(qp, cosv, sinv, h, w, center, inv_spacing, out):
+    """``out[b, i, j] = Σ_a interp(qp[b, a], u)`` with ``u = ((j − w//2) cos − (i − h//2) sin)·inv + center``.
+
+    ``qp`` (BC, A, N + 2) holds each filtered projection with a zero on either side; linear
+    interpolation, zero outside ``[0, N − 1]`` (``np.interp(left=0, right=0)``, as ``iradon``).  Parallel
+    over image rows (no write conflicts); each row accumulates in float64.
+    """
+    bc = qp.shape[0]
+    n_ang = qp.shape[1]
+    n = qp.shape[2] - 2
+    top = float(n - 1)
+    for job in prange(bc * h):
+        b = job // h
+        i = job - b * h
+        row = float(i - h // 2)
+        acc = np.zeros(w)
+        for a in range(n_ang):
+            ca = cosv[a]
+            sa = sinv[a]
+            q = qp[b, a]
+            for j in range(w):
+                u = (float(j - w // 2) * ca - row * sa) * inv_spacing + center
+                if u >= 0.0 and u <= top:
+                    u0 = np.floor(u)
+                    f = u - u0
+                    k = int(u0) + 1
+                    acc[j] += (1.0 - f) * q[k] + f * q[k + 1]
+        for j in range(w):
+            out[b, i, j] = acc[j]
+
+
+def fbp_backproject(qp: np.ndarray, cosv: np.ndarray, sinv: np.ndarray, image_shape, center: float,
+                    inv_spacing: float, *, threads: int = 1) -> np.ndarray:
+    """Pixel-driven backprojection of padded filtered projections ``qp`` (BC, A, N+2) -> (BC, H, W)."""
+    h, w = image_shape
+    bc, n_ang, n2 = qp.shape
+    work = bc * n_ang * h * w
+    out = np.empty((bc, h, w), dtype=qp.dtype)
+    with _Threads(1 if work < SERIAL_WORK else threads):
+        _fbp_rows(qp, cosv, sinv, int(h), int(w), float(center), float(inv_spacing), out)
     return out

@@ -1,6 +1,9 @@
 """Parallel-beam X-ray (Radon) transform with an exact, hand-written adjoint, and filtered backprojection.
 
-Geometry (identical to ``skimage.transform.radon(image, theta=np.rad2deg(angles), circle=False)``):
+Geometry (by default identical to ``skimage.transform.radon(image, theta=np.rad2deg(angles), circle=False)``;
+a real detector -- its width, column spacing and an off-centre, sub-pixel rotation axis -- is set by
+:class:`Radon`'s ``n_detectors``, ``detector_spacing`` and ``center``: bin ``k`` is then at
+``s = (k − center)·spacing`` instead of ``k − c``, the sample steps stay those of the image's diagonal):
 
 * An ``(H, W)`` image rotates about the pixel ``(H // 2, W // 2)``.  It is (virtually) zero-padded
   to the ``N × N`` square with ``N = ceil(√2 · max(H, W))``, so every ray through the image is kept:
@@ -40,7 +43,9 @@ The adjoint (backprojection) scatters each sinogram value onto the same bilinear
   building them takes ~2 s once.
 
 :func:`fbp` is scikit-image's filtered backprojection (same filters and scale as ``iradon``), so
-``fbp(A x)`` approximates ``x``; it is *not* the pseudo-inverse and not ``Aᵀ``.
+``fbp(A x)`` approximates ``x``; it is *not* the pseudo-inverse and not ``Aᵀ``.  Its filter is one FFT
+(:func:`filter_sinogram`) and its pixel-driven backprojection a compiled kernel on the CPU (torch
+gathers elsewhere), with the detector geometry (``u = x·θ/spacing + center``).
 """
 
 from __future__ import annotations
@@ -115,6 +120,35 @@ def _check_image_shape(image_shape) -> tuple[int, int]:
     return shape
 
 
+def _check_detector(n_det, spacing, center, det_size):
+    """Validated ``(n_detectors or None, spacing, center or None, detector_pixel_size or None)``."""
+    if n_det is not None:
+        if isinstance(n_det, bool) or not isinstance(n_det, (int, np.integer)) or n_det < 1:
+            raise ValueError(f"n_detectors must be a positive integer, got {n_det!r}")
+        n_det = int(n_det)
+    try:
+        spacing = float(spacing)
+    except (TypeError, ValueError):
+        raise ValueError(f"detector_spacing must be a positive number (image pixels), got {spacing!r}") from None
+    if not (math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"detector_spacing must be a positive number (image pixels), got {spacing!r}")
+    if center is not None:
+        try:
+            center = float(center)
+        except (TypeError, ValueError):
+            raise ValueError(f"center must be a detector column coordinate, got {center!r}") from None
+        if not math.isfinite(center):
+            raise ValueError(f"center must be finite, got {center!r}")
+    if det_size is not None:
+        try:
+            det_size = float(det_size)
+        except (TypeError, ValueError):
+            raise ValueError(f"detector_pixel_size must be a positive length in metres, got {det_size!r}") from None
+        if not (math.isfinite(det_size) and det_size > 0):
+            raise ValueError(f"detector_pixel_size must be a positive length in metres, got {det_size!r}")
+    return n_det, spacing, center, det_size
+
+
 def n_detectors(image_shape) -> int:
     """Detector bins of the sinogram for an image of ``image_shape``: ``ceil(√2 · max(H, W))``."""
     h, w = _check_image_shape(image_shape)
@@ -123,16 +157,37 @@ def n_detectors(image_shape) -> int:
 
 @dataclass(frozen=True)
 class _Geometry:
-    """Precomputed ray geometry (float64 numpy; shared by both backends)."""
+    """Precomputed ray geometry (float64 numpy; shared by every backend)."""
 
     cos: np.ndarray  # (A,)
     sin: np.ndarray  # (A,)
     tlo: np.ndarray  # (A, N) int32, first sample step of each ray
     thi: np.ndarray  # (A, N) int32, last sample step (thi < tlo: empty ray)
     n_det: int
-    c: int  # centre detector bin and centre sample step
+    s: np.ndarray  # (N,) float64: signed distance of each detector bin from the rotation axis (image pixels)
+    pairs: np.ndarray  # (P, 2) int32: rays (k, k2) computed together; k2 = -1 when k has no mirror ray
+    tc: int  # sample steps run from -tc to n_steps - 1 - tc (unit steps along the ray)
+    n_steps: int
     row_c: float  # rotation centre in padded-image coordinates
     col_c: float
+
+
+def _mirror_pairs(n_det: int, center: float) -> np.ndarray:
+    """Ray pairs ``(k, 2·center − k)`` that are point reflections of each other through the axis.
+
+    Only when ``2·center`` is an integer is the reflection of a detector bin another bin (and then
+    ``s[k2] = −s[k]`` exactly, so the shared sample work is exact); otherwise every ray is alone.
+    """
+    two_c = 2.0 * center
+    if two_c != round(two_c):
+        return np.stack([np.arange(n_det), np.full(n_det, -1)], axis=1).astype(np.int32)
+    out = []
+    for k in range(n_det):
+        k2 = int(round(two_c)) - k
+        if 0 <= k2 < n_det and k2 < k:
+            continue  # computed with its partner
+        out.append((k, k2 if (0 <= k2 < n_det and k2 != k) else -1))
+    return np.asarray(out, dtype=np.int32).reshape(-1, 2)
 
 
 def _step_interval(p0: np.ndarray, dp: float, lo: float, hi: float):
@@ -144,13 +199,23 @@ def _step_interval(p0: np.ndarray, dp: float, lo: float, hi: float):
     return np.minimum(t1, t2), np.maximum(t1, t2)
 
 
-def _make_geometry(image_shape: tuple[int, int], angles: np.ndarray) -> _Geometry:
+def _make_geometry(image_shape: tuple[int, int], angles: np.ndarray, n_det: int | None = None,
+                   center: float | None = None, spacing: float = 1.0) -> _Geometry:
+    """Ray geometry: detector bin ``k`` lies ``s = (k − center)·spacing`` image pixels from the axis.
+
+    Samples are unit steps ``t = −tc … n_steps − 1 − tc`` with ``n_steps = ceil(√2·max(H, W))`` (the
+    image's diagonal, centred on the rotation centre); the defaults (``n_det = n_steps``,
+    ``center = n_det // 2``, ``spacing = 1``) give exactly scikit-image's ``radon(circle=False)``.
+    """
     h, w = image_shape
-    n = n_detectors(image_shape)
-    c = n // 2
+    n_steps = n_detectors(image_shape)
+    tc = n_steps // 2
+    n = n_steps if n_det is None else int(n_det)
+    center = float(n // 2) if center is None else float(center)
+    c = tc  # (the step clip below)
     cos, sin = np.cos(angles), np.sin(angles)
     row_c, col_c = float(h // 2 + _PAD), float(w // 2 + _PAD)
-    s = np.arange(n, dtype=np.float64) - c
+    s = (np.arange(n, dtype=np.float64) - center) * float(spacing)  # defaults: k - N//2 exactly
     tlo = np.empty((len(angles), n), dtype=np.int32)
     thi = np.empty((len(angles), n), dtype=np.int32)
     for a, (ca, sa) in enumerate(zip(cos, sin)):
@@ -161,11 +226,11 @@ def _make_geometry(image_shape: tuple[int, int], angles: np.ndarray) -> _Geometr
         lo, hi = np.maximum(r_lo, c_lo), np.minimum(r_hi, c_hi)
         empty = ~(lo <= hi)  # (a rounding-empty ray only grazes the footprint: weights ~0)
         # Widen by one step against rounding; the extra samples land on the zero border.
-        first = np.clip(np.ceil(np.where(empty, 0, lo)) - 1, -c, n - 1 - c)
-        last = np.clip(np.floor(np.where(empty, 0, hi)) + 1, -c, n - 1 - c)
+        first = np.clip(np.ceil(np.where(empty, 0, lo)) - 1, -c, n_steps - 1 - c)
+        last = np.clip(np.floor(np.where(empty, 0, hi)) + 1, -c, n_steps - 1 - c)
         tlo[a] = np.where(empty, 0, first).astype(np.int32)
         thi[a] = np.where(empty, -1, last).astype(np.int32)
-    return _Geometry(cos, sin, tlo, thi, n, c, row_c, col_c)
+    return _Geometry(cos, sin, tlo, thi, n, s, _mirror_pairs(n, center), tc, n_steps, row_c, col_c)
 
 
 def _numba_available() -> bool:
@@ -192,15 +257,30 @@ def _run_numba(name: str, *args):
 class Radon(LinearOperator):
     """Parallel-beam Radon transform ``(B, C, H, W) -> (B, C, N, n_angles)`` with exact adjoint.
 
-    Matches ``skimage.transform.radon(image, theta=np.rad2deg(angles), circle=False)`` (see the
-    module docstring for the geometry).
+    With the default detector it matches ``skimage.transform.radon(image, theta=np.rad2deg(angles),
+    circle=False)`` (see the module docstring for the geometry).  A real detector is described by
+    ``n_detectors``, ``detector_spacing`` and ``center``: detector column ``k`` (0-based) records the
+    ray at signed distance ``s = (k − center)·detector_spacing`` image pixels from the rotation axis,
+    and the axis passes through image pixel ``(H // 2, W // 2)``.
 
     Parameters
     ----------
-    image_shape : (int, int)
-        Image height and width in pixels.
+    image_shape : (int, int) or None
+        Image height and width in pixels.  ``None``: a square grid covering the detector,
+        ``ceil(n_detectors · detector_spacing)`` pixels a side (``n_detectors`` pixels of one detector
+        pixel each by default, the tomopy and scikit-image convention); then ``n_detectors`` is needed.
     angles : array_like or tensor, shape (n_angles,)
         Projection angles in **radians** (any values, any order); see :func:`angles_from_degrees`.
+    n_detectors : int, optional
+        Detector columns ``N``.  Default ``ceil(√2 · max(H, W))`` (scikit-image's padded square).
+    detector_spacing : float
+        Width of one detector column in image pixels (default 1: image pixels are detector pixels).
+    center : float, optional
+        Rotation-axis position as a detector column coordinate (sub-pixel allowed; the beamline
+        convention: 0 is the centre of the first column).  Default ``N // 2`` (scikit-image's).
+    detector_pixel_size : float, optional
+        Physical width of one detector column in metres (metadata: it sets :attr:`pixel_size`, the
+        physical size of an image pixel, and travels with the geometry).
     channels : int
         Image channels, each projected independently.
     backend : {"auto", "numba", "torch", "sparse"}
@@ -214,12 +294,26 @@ class Radon(LinearOperator):
     Attributes
     ----------
     n_detectors : int
-        ``N = ceil(√2 · max(H, W))`` detector bins of 1 pixel.
+        ``N`` detector columns (default ``ceil(√2 · max(H, W))``).
+    center : float
+        The rotation axis as a detector column coordinate.
+    detector_spacing : float
+        Detector column width in image pixels.
+    pixel_size : float or None
+        Physical image pixel size in metres (``detector_pixel_size / detector_spacing``), if known.
     """
 
-    def __init__(self, image_shape, angles, *, channels: int = 1, backend: str = "auto",
-                 chunk_samples: int = 2 ** 20):
+    def __init__(self, image_shape, angles, *, n_detectors: int | None = None, detector_spacing: float = 1.0,
+                 center: float | None = None, detector_pixel_size: float | None = None, channels: int = 1,
+                 backend: str = "auto", chunk_samples: int = 2 ** 20):
         super().__init__()
+        n_det, spacing, center, det_size = _check_detector(n_detectors, detector_spacing, center,
+                                                            detector_pixel_size)
+        if image_shape is None:
+            if n_det is None:
+                raise ValueError("image_shape=None needs n_detectors (the grid defaults to the detector's width)")
+            side = int(math.ceil(n_det * spacing - 1e-9))
+            image_shape = (side, side)
         self.image_shape = _check_image_shape(image_shape)
         ang = _check_angles(angles)
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
@@ -231,8 +325,12 @@ class Radon(LinearOperator):
         if not isinstance(chunk_samples, (int, np.integer)) or chunk_samples < 1:
             raise ValueError(f"chunk_samples must be a positive integer, got {chunk_samples!r}")
         self.channels, self.backend, self.chunk_samples = int(channels), backend, int(chunk_samples)
-        self._geom = _make_geometry(self.image_shape, ang)
+        self._geom = _make_geometry(self.image_shape, ang, n_det, center, spacing)
         self.n_detectors = self._geom.n_det
+        self.center = float(self.n_detectors // 2) if center is None else center
+        self.detector_spacing = spacing
+        self.detector_pixel_size = det_size
+        self.pixel_size = None if det_size is None else det_size / spacing
         self.in_shape = (self.channels, *self.image_shape)
         self.out_shape = (self.channels, self.n_detectors, len(ang))
         self.register_buffer("angles", torch.from_numpy(ang.copy()))
@@ -266,13 +364,13 @@ class Radon(LinearOperator):
         g = self._geom
         h, w = self.image_shape
         na, n = g.tlo.shape
-        steps = np.arange(-g.c, n - g.c)
+        steps = np.arange(-g.tc, g.n_steps - g.tc)
         rows, cols, vals = [], [], []
         for a in range(na):
             ca, sa = g.cos[a], g.sin[a]
-            valid = (steps[None, :] >= g.tlo[a][:, None]) & (steps[None, :] <= g.thi[a][:, None])  # (N, N)
+            valid = (steps[None, :] >= g.tlo[a][:, None]) & (steps[None, :] <= g.thi[a][:, None])  # (N, S)
             k, ti = np.nonzero(valid)
-            sk, t = (k - g.c).astype(np.float64), steps[ti].astype(np.float64)
+            sk, t = g.s[k], steps[ti].astype(np.float64)
             row = (g.row_c - sk * sa) + t * ca - _PAD  # image coordinates (same arithmetic as the kernels)
             col = (g.col_c + sk * ca) + t * sa - _PAD
             i, j = np.floor(row), np.floor(col)
@@ -359,28 +457,28 @@ class Radon(LinearOperator):
         if hit is None:
             g = self._geom
             hit = (torch.as_tensor(g.cos, dtype=dtype, device=device), torch.as_tensor(g.sin, dtype=dtype, device=device),
-                   torch.as_tensor(g.tlo, device=device), torch.as_tensor(g.thi, device=device))
+                   torch.as_tensor(g.tlo, device=device), torch.as_tensor(g.thi, device=device),
+                   torch.as_tensor(g.s, dtype=dtype, device=device))
             self._cast_cache[key] = hit
         return hit
 
     def _chunks(self, bc: int):
-        n = self.n_detectors
-        per_angle = max(1, n * n * bc)
+        per_angle = max(1, self.n_detectors * self._geom.n_steps * bc)
         step = max(1, min(self.n_angles, self.chunk_samples // per_angle))
         return range(0, self.n_angles, step), step
 
     def _samples(self, a0: int, a1: int, device, coord_dtype):
         """Flat top-left indices, fractional offsets and validity of the samples of angles a0:a1.
 
-        Returns (idx, wr, wc, valid) of shape (na, N, N) over (angle, detector, step).
+        Returns (idx, wr, wc, valid) of shape (na, N, S) over (angle, detector, step).
         """
         g = self._geom
         h, w = self.image_shape
         wp = w + 2 * _PAD
-        cos, sin, tlo, thi = self._torch_geometry(device, coord_dtype)
+        cos, sin, tlo, thi, sdet = self._torch_geometry(device, coord_dtype)
         ca, sa = cos[a0:a1, None, None], sin[a0:a1, None, None]
-        s = (torch.arange(g.n_det, device=device, dtype=coord_dtype) - g.c)[None, :, None]
-        steps = torch.arange(-g.c, g.n_det - g.c, device=device)
+        s = sdet[None, :, None]
+        steps = torch.arange(-g.tc, g.n_steps - g.tc, device=device)
         t = steps.to(coord_dtype)[None, None, :]
         row = (g.row_c - s * sa) + t * ca
         col = (g.col_c + s * ca) + t * sa
@@ -473,27 +571,42 @@ class Radon(LinearOperator):
         tensor (B, C, H, W)
         """
         check_tensor(sinogram, "sinogram", self.out_shape)
-        return _fbp(sinogram, self._geom.cos, self._geom.sin, self.image_shape, filter)
+        g = self._geom
+        return _fbp(sinogram, g.cos, g.sin, self.image_shape, filter, center=self.center,
+                    spacing=self.detector_spacing,
+                    # the compiled backprojection serves every backend's CPU tensors (it is the fastest)
+                    backend="numba" if (sinogram.device.type == "cpu" and _numba_available()) else "torch")
 
     def geometry(self):
         return {
             "image_shape": (list(self.image_shape), "pixel"),
             "angles": (self.angles.detach().cpu().to(torch.float64).numpy().copy(), "rad"),
             "channels": (self.channels, "1"),
-            "detector_spacing": (1.0, "pixel"),
+            "n_detectors": (self.n_detectors, "1"),
+            "detector_spacing": (self.detector_spacing, "pixel"),
+            "center": (self.center, "detector pixel"),
+            "detector_pixel_size": (self.detector_pixel_size, "m"),  # None (unknown) is omitted from files
         }
 
     @classmethod
     def from_geometry(cls, g):
-        spacing = float(g.get("detector_spacing", 1.0))
-        if spacing != 1.0:
-            raise ValueError(f"detector_spacing must be 1 pixel for Radon, got {spacing}")
+        """Rebuild from :meth:`geometry` values; files written before the detector options had none
+        (the skimage default detector)."""
+        n_det = g.get("n_detectors")
+        center = g.get("center")
+        det_size = g.get("detector_pixel_size")
         return cls(tuple(int(s) for s in g["image_shape"]), np.asarray(g["angles"], dtype=np.float64),
+                   n_detectors=None if n_det is None else int(n_det),
+                   detector_spacing=float(g.get("detector_spacing", 1.0)),
+                   center=None if center is None else float(center),
+                   detector_pixel_size=None if det_size is None else float(det_size),
                    channels=int(g.get("channels", 1)))
 
     def extra_repr(self) -> str:
-        return (f"image_shape={self.image_shape}, n_angles={self.n_angles}, n_detectors={self.n_detectors}, "
-                f"channels={self.channels}, backend={self.backend!r}")
+        extra = "" if (self.center == self.n_detectors // 2 and self.detector_spacing == 1.0) else \
+            f", center={self.center:g}, detector_spacing={self.detector_spacing:g}"
+        return (f"image_shape={self.image_shape}, n_angles={self.n_angles}, n_detectors={self.n_detectors}"
+                f"{extra}, channels={self.channels}, backend={self.backend!r}")
 
 
 # ---------------------------------------------------------------------------- FBP
@@ -528,30 +641,69 @@ def _ramp_filter(size: int, name: str | None) -> np.ndarray:
     return 0.5 * (resp + np.roll(resp[::-1], 1))
 
 
-def _fbp(sinogram: torch.Tensor, cos: np.ndarray, sin: np.ndarray, image_shape, filter, *,  # noqa: A002
-         chunk_samples: int = 2 ** 22) -> torch.Tensor:
+def filter_sinogram(sinogram: torch.Tensor, filter: str | None = "ramp", *,  # noqa: A002
+                    detector_spacing: float = 1.0) -> torch.Tensor:
+    """The FBP filtering step: each projection (axis −2) convolved with the band-limited ramp.
+
+    One real FFT of the zero-padded detector axis (a power of two ``>= 2N``, at least 64, so the
+    convolution is linear, not circular), a product and the inverse FFT: exactly ``iradon``'s filter.
+
+    Parameters
+    ----------
+    sinogram : tensor (..., N, n_angles)
+    filter : {"ramp", "shepp-logan", "cosine", "hamming", "hann"} or None
+    detector_spacing : float
+        Detector column width in image pixels; the ramp is ``|f|`` in cycles per image pixel, so the
+        result is divided by it (1: scikit-image's scale).
+
+    Returns
+    -------
+    tensor, same shape and dtype
+    """
     if filter is not None and filter not in FILTERS:
         raise ValueError(f"filter must be one of {FILTERS} or None, got {filter!r}")
+    n = sinogram.shape[-2]
+    size = max(64, int(2 ** math.ceil(math.log2(2 * n))))
+    resp = _ramp_filter(size, filter)[: size // 2 + 1]
+    if filter is not None and detector_spacing != 1.0:
+        resp = resp / detector_spacing
+    resp_t = torch.as_tensor(resp, dtype=sinogram.real.dtype, device=sinogram.device)
+    return torch.fft.irfft(torch.fft.rfft(sinogram, n=size, dim=-2) * resp_t[:, None], n=size, dim=-2)[..., :n, :]
+
+
+def _fbp(sinogram: torch.Tensor, cos: np.ndarray, sin: np.ndarray, image_shape, filter, *,  # noqa: A002
+         center: float | None = None, spacing: float = 1.0, backend: str = "torch",
+         chunk_samples: int = 2 ** 22) -> torch.Tensor:
+    """Filter (:func:`filter_sinogram`) then backproject pixel by pixel like ``iradon``.
+
+    Pixel ``(i, j)`` reads the filtered projection at detector coordinate
+    ``u = ((j − W//2) cos θ − (i − H//2) sin θ) / spacing + center`` by linear interpolation, zero
+    outside ``[0, N − 1]`` (``np.interp(left=0, right=0)``); the sum over angles is scaled by ``π / (2 A)``.
+    ``backend="numba"``: a compiled kernel (CPU), otherwise torch gathers over chunks of angles.
+    """
     b, ch, n, n_ang = sinogram.shape
     h, w = image_shape
+    center = float(n // 2) if center is None else float(center)
     dev, dt = sinogram.device, sinogram.dtype
-    # Zero-pad the detector axis to a power of two >= 2N (>= 64) so the circular convolution is linear.
-    size = max(64, int(2 ** math.ceil(math.log2(2 * n))))
-    resp = torch.as_tensor(_ramp_filter(size, filter)[: size // 2 + 1], dtype=dt, device=dev)
-    q = torch.fft.irfft(torch.fft.rfft(sinogram, n=size, dim=-2) * resp[:, None], n=size, dim=-2)[..., :n, :]
-    # Pixel-driven linear interpolation, zero outside the detector (np.interp(left=0, right=0)).
+    q = filter_sinogram(sinogram, filter, detector_spacing=spacing)
     bc = b * ch
-    qp = torch.nn.functional.pad(q.reshape(bc, n, n_ang).transpose(1, 2), (1, 1)).reshape(bc, -1)  # (bc, A*(N+2))
+    # projections with a zero on each side, angle-major: (bc, A, N + 2)
+    qp = torch.nn.functional.pad(q.reshape(bc, n, n_ang).transpose(1, 2), (1, 1))
+    if backend == "numba" and dev.type == "cpu" and dt in (torch.float32, torch.float64):
+        out = _run_numba("fbp_backproject", qp.contiguous().numpy(), np.ascontiguousarray(cos),
+                         np.ascontiguousarray(sin), (h, w), center, 1.0 / spacing)
+        return (torch.from_numpy(out) * (math.pi / (2 * n_ang))).to(dt).reshape(b, ch, h, w)
+    qp = qp.reshape(bc, -1)  # (bc, A*(N+2))
     coord = torch.float64 if dt == torch.float64 or dev.type == "cpu" else torch.float32
     rows = (torch.arange(h, device=dev, dtype=coord) - h // 2)[:, None]
     cols = (torch.arange(w, device=dev, dtype=coord) - w // 2)[None, :]
     cos_t, sin_t = torch.as_tensor(cos, dtype=coord, device=dev), torch.as_tensor(sin, dtype=coord, device=dev)
     out = torch.zeros(bc, h * w, dtype=dt, device=dev)
     step = max(1, min(n_ang, chunk_samples // max(1, h * w * bc)))
-    c = n // 2
     for a0 in range(0, n_ang, step):
         a1 = min(a0 + step, n_ang)
-        u = (cols * cos_t[a0:a1, None, None] - rows * sin_t[a0:a1, None, None]) + c  # detector index
+        u = cols * cos_t[a0:a1, None, None] - rows * sin_t[a0:a1, None, None]
+        u = (u if spacing == 1.0 else u / spacing) + center  # detector coordinate
         valid = ((u >= 0) & (u <= n - 1)).to(dt).reshape(a1 - a0, -1)
         u0 = torch.floor(u)
         fr = (u - u0).to(dt).reshape(a1 - a0, -1)
@@ -562,32 +714,48 @@ def _fbp(sinogram: torch.Tensor, cos: np.ndarray, sin: np.ndarray, image_shape, 
     return (out * (math.pi / (2 * n_ang))).reshape(b, ch, h, w)
 
 
-def fbp(sinogram: torch.Tensor, angles, *, image_shape, filter: str | None = "ramp") -> torch.Tensor:  # noqa: A002
+def fbp(sinogram: torch.Tensor, angles, *, image_shape, filter: str | None = "ramp",  # noqa: A002
+        center: float | None = None, detector_spacing: float = 1.0, backend: str = "auto") -> torch.Tensor:
     """Filtered backprojection of a parallel-beam sinogram (scikit-image ``iradon`` conventions and scale).
 
     Parameters
     ----------
     sinogram : tensor (B, C, N, n_angles)
-        Sinogram in the :class:`Radon` layout; ``N`` must equal ``ceil(√2 · max(image_shape))``.
+        Sinogram in the :class:`Radon` layout.  Without ``center``, ``N`` must equal
+        ``ceil(√2 · max(image_shape))`` (scikit-image's square).
     angles : array_like or tensor (n_angles,)
         Projection angles in radians.
     image_shape : (int, int)
         Output height and width in pixels.
     filter : {"ramp", "shepp-logan", "cosine", "hamming", "hann"} or None
         Frequency window; ``None`` backprojects without filtering.
+    center : float, optional
+        Rotation axis as a detector column coordinate (default ``N // 2``); any ``N`` is then accepted.
+    detector_spacing : float
+        Detector column width in image pixels.
+    backend : {"auto", "numba", "torch"}
+        Backprojection: ``"auto"`` uses the compiled kernel for CPU tensors when numba is installed.
 
     Returns
     -------
     tensor (B, C, H, W)
     """
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    if backend == "numba" and not _numba_available():
+        raise ValueError("backend='numba' needs the numba package; use backend='torch'")
     shape = _check_image_shape(image_shape)
     ang = _check_angles(angles)
     check_tensor(sinogram, "sinogram")
+    _, spacing, center, _ = _check_detector(None, detector_spacing, center, None)
     n = n_detectors(shape)
-    if sinogram.ndim != 4 or sinogram.shape[-2] != n or sinogram.shape[-1] != ang.size:
-        raise ValueError(f"sinogram must have shape (B, C, {n}, {ang.size}) for image_shape {shape} and "
+    if sinogram.ndim != 4 or sinogram.shape[-1] != ang.size or (center is None and sinogram.shape[-2] != n):
+        want = f"(B, C, {n if center is None else 'N'}, {ang.size})"
+        raise ValueError(f"sinogram must have shape {want} for image_shape {shape} and "
                          f"{ang.size} angles, got {tuple(sinogram.shape)}")
-    return _fbp(sinogram, np.cos(ang), np.sin(ang), shape, filter)
+    if backend == "auto":
+        backend = "numba" if (sinogram.device.type == "cpu" and _numba_available()) else "torch"
+    return _fbp(sinogram, np.cos(ang), np.sin(ang), shape, filter, center=center, spacing=spacing, backend=backend)
 
 
 def _example(dtype=torch.float64):

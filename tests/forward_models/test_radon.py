@@ -314,8 +314,9 @@ def test_registered_and_geometry_units():
     assert geo["angles"][1] == "rad" and geo["image_shape"][1] == "pixel" and geo["detector_spacing"][1] == "pixel"
     op2 = entry.build({k: v for k, (v, _) in geo.items()})
     np.testing.assert_array_equal(op2.angles.numpy(), op.angles.numpy())
+    assert entry.build({**{k: v for k, (v, _) in geo.items()}, "detector_spacing": 2.0}).detector_spacing == 2.0
     with pytest.raises(ValueError, match="detector_spacing"):
-        entry.build({**{k: v for k, (v, _) in geo.items()}, "detector_spacing": 2.0})
+        entry.build({**{k: v for k, (v, _) in geo.items()}, "detector_spacing": -2.0})
 
 
 @pytest.mark.gpu
