@@ -351,12 +351,18 @@ class VisibilityOperator(LinearOperator):
         Pixel size in radians (e.g. ``fov_M * mass_scale().rad / W``).
     mask : array of bool (n_frames, n_max), optional
         Valid entries (default: all).
+    n_stokes : int
+        1 (default) or 3: a polarized movie ``(B, n_frames, 3, H, W)`` (Stokes I, Q, U) observed per
+        Stokes parameter, giving ``(B, n_frames, 3, n_max)`` (the same DFT applied to each).
     """
 
     output_complex = True
 
-    def __init__(self, u, v, *, image_shape: tuple[int, int], psize_rad: float, mask=None):
+    def __init__(self, u, v, *, image_shape: tuple[int, int], psize_rad: float, mask=None, n_stokes: int = 1):
         super().__init__()
+        if int(n_stokes) not in (1, 3):
+            raise ValueError(f"n_stokes must be 1 or 3, got {n_stokes!r}")
+        self.n_stokes = int(n_stokes)
         u = np.asarray(u, dtype=np.float64)
         v = np.asarray(v, dtype=np.float64)
         if u.ndim == 1:
@@ -374,8 +380,9 @@ class VisibilityOperator(LinearOperator):
         u, v = np.where(mask, u, 0.0), np.where(mask, v, 0.0)
         self.image_shape, self.psize_rad = shape, float(psize_rad)
         self.n_frames, self.n_vis = u.shape
-        self.in_shape = (self.n_frames, *shape)
-        self.out_shape = (self.n_frames, self.n_vis)
+        stokes = () if self.n_stokes == 1 else (self.n_stokes,)
+        self.in_shape = (self.n_frames, *stokes, *shape)
+        self.out_shape = (self.n_frames, *stokes, self.n_vis)
         h, w = shape
         x = ((w - 1) / 2 - np.arange(w)) * self.psize_rad
         y = ((h - 1) / 2 - np.arange(h)) * self.psize_rad
@@ -389,12 +396,16 @@ class VisibilityOperator(LinearOperator):
 
     def _forward(self, x):
         ex, ey = self.buffer_as("ex", x), self.buffer_as("ey", x)
+        if self.n_stokes > 1:  # the same factors for every Stokes parameter: (F, 1, n, W)
+            ex, ey = ex.unsqueeze(-3), ey.unsqueeze(-3)
         # t[b, f, n, row] = Σ_col ex[f, n, col] x[b, f, row, col]
         t = torch.matmul(x.to(ex.dtype), ex.transpose(-1, -2)).transpose(-1, -2)
         return (t * ey).sum(-1)
 
     def _adjoint(self, y):
         ex, ey = self.buffer_as("ex", y), self.buffer_as("ey", y)
+        if self.n_stokes > 1:
+            ex, ey = ex.unsqueeze(-3), ey.unsqueeze(-3)
         y = y.to(ex.dtype)
         # x[b, f, row, col] = Re Σ_n conj(ey[f, n, row]) conj(ex[f, n, col]) y[b, f, n]
         out = torch.matmul((ey.conj() * y[..., None]).transpose(-1, -2), ex.conj())
@@ -406,22 +417,26 @@ class VisibilityOperator(LinearOperator):
         return (ey[:, :, None] * ex[:, None, :]).reshape(self.n_vis, -1)
 
     def geometry(self):
-        return {
+        geo = {
             "u": (self.u.numpy(), "wavelength"),
             "v": (self.v.numpy(), "wavelength"),
             "mask": (self.mask.numpy().astype(np.uint8), "bool"),
             "image_shape": (list(self.image_shape), "pixel"),
             "psize_rad": (self.psize_rad, "rad"),
         }
+        if self.n_stokes != 1:
+            geo["n_stokes"] = (self.n_stokes, "1")
+        return geo
 
     @classmethod
     def from_geometry(cls, g):
         return cls(np.asarray(g["u"]), np.asarray(g["v"]), image_shape=tuple(int(s) for s in g["image_shape"]),
-                   psize_rad=float(g["psize_rad"]), mask=np.asarray(g["mask"]).astype(bool))
+                   psize_rad=float(g["psize_rad"]), mask=np.asarray(g["mask"]).astype(bool),
+                   n_stokes=int(g.get("n_stokes", 1)))
 
     @classmethod
     def from_coverage(cls, coverage: UVCoverage, *, image_shape: tuple[int, int], fov_M: float,
-                      scale: MassScale | None = None) -> "VisibilityOperator":
+                      scale: MassScale | None = None, n_stokes: int = 1) -> "VisibilityOperator":
         """Operator for a movie of ``image_shape`` pixels spanning ``fov_M`` (M) on a side.
 
         The pixel size is ``fov_M · rad_per_M / W`` (the reference's convention: a screen of
@@ -431,11 +446,12 @@ class VisibilityOperator(LinearOperator):
             raise ValueError(f"fov_M must be positive, got {fov_M!r}")
         scale = scale or mass_scale()
         psize = fov_M * scale.rad / int(image_shape[1])
-        return cls(coverage.u, coverage.v, image_shape=image_shape, psize_rad=psize, mask=coverage.mask)
+        return cls(coverage.u, coverage.v, image_shape=image_shape, psize_rad=psize, mask=coverage.mask,
+                   n_stokes=n_stokes)
 
     def extra_repr(self) -> str:
         return (f"frames={self.n_frames}, n_vis={self.n_vis}, image_shape={self.image_shape}, "
-                f"psize_rad={self.psize_rad:.4g}")
+                f"psize_rad={self.psize_rad:.4g}" + ("" if self.n_stokes == 1 else f", n_stokes={self.n_stokes}"))
 
 
 def _example(dtype=torch.float64):

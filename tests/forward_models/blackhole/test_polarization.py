@@ -52,7 +52,8 @@ def test_stokes_factors_match_reference(ref):
 
 
 def test_polarized_movie_and_lightcurve_match_reference(ref, hotspot):
-    """movie_pol_IQU and lightcurve_pol_IQU within 1% after the one scale fitted on J (not on the movie)."""
+    """movie_pol_IQU and lightcurve_pol_IQU after the one scale fitted on J (not on the movie): the target is 1%,
+    measured 4e-6 (movies) and 8e-7 (light curves); asserted 1e-4."""
     tag, d = ref
     J = stokes_factors(d["r"], d["theta"], d["alpha"], d["beta"], float(d["spin"]), float(d["inclination_deg"]),
                        convention="bhnerf")
@@ -66,11 +67,11 @@ def test_polarized_movie_and_lightcurve_match_reference(ref, hotspot):
         movie = s * op(x)[0].numpy()
         assert movie.shape == (8, 3, 32, 32)
         for k in range(3):
-            assert _rel(movie[:, k], mv["movie_pol_IQU"][:, k]) <= 1e-2
+            assert _rel(movie[:, k], mv["movie_pol_IQU"][:, k]) <= 1e-4
         lc = s * op.lightcurve()(x)[0].numpy()
         assert lc.shape == (8, 3)
         for k in range(3):
-            assert _rel(lc[:, k], mv["lightcurve_pol_IQU"][:, k]) <= 1e-2
+            assert _rel(lc[:, k], mv["lightcurve_pol_IQU"][:, k]) <= 1e-4
 
 
 @pytest.fixture(scope="module")
