@@ -119,6 +119,12 @@ def _evaluate(op: "LinearOperator", x: torch.Tensor, transpose: bool) -> torch.T
     * float16 / bfloat16 / complex32: computed in float32 / complex64, returned at the input's
       precision (a complex result of a float16 or bfloat16 input is complex64).
     """
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is not None and any(functorch.is_batchedtensor(b) for b in op.buffers()):
+        # (vmap over functional_call with stacked buffers): the kernels assume one fixed geometry
+        raise NotImplementedError(
+            f"vmap over the buffers of {type(op).__name__} (e.g. a batch of kernels) is not supported: "
+            "vmap over the input, or build one operator per geometry")
     shape = op.in_shape if transpose else op.out_shape
     if x.device.type == "meta" or x.shape[0] == 0:
         return x.new_zeros((x.shape[0], *shape), dtype=_result_dtype(op, x, transpose))
@@ -162,11 +168,6 @@ class _Apply(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, x, op, transpose):  # noqa: D102
-        functorch = torch._C._functorch
-        if any(functorch.is_batchedtensor(b) for b in op.buffers()):
-            raise NotImplementedError(
-                f"vmap over the buffers of {type(op).__name__} (e.g. a batch of kernels) is not supported: "
-                "vmap over the input, or build one operator per geometry")
         dim = in_dims[0]
         if dim is None:
             return _Apply.apply(x, op, transpose), None

@@ -77,8 +77,14 @@ def get_entry(name: str) -> OperatorEntry:
 
 
 def write_geometry(group, op: LinearOperator) -> None:
-    """Write ``op.geometry()`` into an h5py group, one dataset per argument with a ``units`` attribute."""
+    """Write ``op.geometry()`` into an h5py group, one dataset per argument with a ``units`` attribute.
+
+    A value of ``None`` (an optional argument left unknown) is omitted; ``from_geometry`` reads
+    its absence as the default.
+    """
     for key, (value, units) in op.geometry().items():
+        if value is None:
+            continue
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         if isinstance(value, str):
