@@ -291,8 +291,10 @@ class LinearOperator(nn.Module):
         return AdjointOperator(self)
 
     def gram(self, x: torch.Tensor) -> torch.Tensor:
-        """``Aᵀ A x`` (subclasses override where a cheaper form exists)."""
-        return self.adjoint(self.forward(x))
+        """``Aᵀ A x`` (subclasses override where a cheaper form exists); same dtype as ``x``."""
+        out = self.adjoint(self.forward(x))
+        # (a float16 x of a complex-output operator goes through complex64: back to x's precision)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
     def norm(self, *, n_iter: int = 200, tol: float = 1e-9, seed: int = 0, recompute: bool = False) -> float:
         """Operator 2-norm (largest singular value) by power iteration on ``AᵀA``, cached.
@@ -335,6 +337,9 @@ class LinearOperator(nn.Module):
     ):
         """Data-fidelity proximal map ``argmin_x ‖A x − y‖²/2 + ‖x − v‖²/(2 τ)``.
 
+        Edges as :meth:`forward`: an empty batch or meta ``v`` returns at once, float16/bfloat16
+        inputs are solved in float32 and returned at ``v``'s precision.
+
         Solves ``(AᵀA + I/τ) x = Aᵀ y + v/τ`` by conjugate gradients warm-started
         at ``x0`` (default ``v``); subclasses with a closed form override
         :meth:`prox_l2_closed_form`.
@@ -355,11 +360,23 @@ class LinearOperator(nn.Module):
         check_tensor(y, "y", self.out_shape, allow_complex=True)
         if y.shape[0] != v.shape[0] and y.shape[0] != 1:
             raise ValueError(f"y has batch size {y.shape[0]} but v has {v.shape[0]}")
-        tau_t = torch.as_tensor(tau, dtype=v.real.dtype, device=v.device)
+        work = _LOW_PRECISION.get(v.dtype)
+        if work is not None:  # float16/bfloat16: solved in float32, returned at the input's precision
+            x, info = self.prox_l2(v.to(work), y.to(_LOW_PRECISION.get(y.dtype, y.dtype)),
+                                   tau=tau.to(work) if isinstance(tau, torch.Tensor) else tau,
+                                   x0=None if x0 is None else x0.to(work), tol=tol, max_iter=max_iter,
+                                   return_info=True)
+            x = x.to(v.dtype)
+            return (x, info) if return_info else x
+        meta = v.device.type == "meta"
+        tau_t = torch.as_tensor(tau, dtype=v.real.dtype, device="cpu" if meta else v.device)
         if tau_t.ndim > 1 or (tau_t.ndim == 1 and tau_t.shape[0] != v.shape[0]):
             raise ValueError(f"tau must be a float or a (B,) tensor, got shape {tuple(tau_t.shape)}")
         if not bool(torch.isfinite(tau_t).all()) or bool((tau_t <= 0).any()):
             raise ValueError(f"tau must be positive and finite, got {tau}")
+        if meta or v.shape[0] == 0:  # nothing to solve: shape inference or an empty batch
+            x = torch.empty_like(v) if meta else v.clone()
+            return (x, CGInfo(0, 0.0, True)) if return_info else x
         tau_b = tau_t.reshape(-1, *([1] * len(self.in_shape))) if tau_t.ndim == 1 else tau_t
         closed = self.prox_l2_closed_form(v, y, tau_b)
         if closed is not None:

@@ -158,7 +158,8 @@ class Blur(LinearOperator):
         return self._unpad(self._conv_t(y))
 
     def gram(self, x):
-        if self.boundary == "circular":
+        if self.boundary == "circular" and x.dtype in (torch.float32, torch.float64) and x.numel() > 0:
+            # (empty batches and half inputs take the generic path: CPU FFTs reject both)
             otf = self.buffer_as("otf", x)
             return torch.fft.irfft2(torch.fft.rfft2(x) * (otf.abs() ** 2), s=self.image_shape)
         return super().gram(x)

@@ -369,3 +369,26 @@ def test_meta_device_gives_shapes(entry_op):
     assert out.dtype == (torch.complex64 if op.output_complex else torch.float32)
     back = op.adjoint(torch.empty((3, *op.out_shape), dtype=out.dtype, device="meta"))
     assert back.device.type == "meta" and back.shape == (3, *op.in_shape) and back.dtype == torch.float32
+
+
+def test_prox_and_gram_api_edges(entry_op):
+    """gram and prox_l2 (closed forms included) handle an empty batch, half inputs and meta tensors."""
+    _, op = entry_op
+    if op.input_complex:
+        pytest.skip("real-input operators only")
+    v0 = torch.zeros((0, *op.in_shape), dtype=torch.float64)
+    assert op.gram(v0).shape == v0.shape
+    x0, info = op.prox_l2(v0, op(v0), tau=0.5, return_info=True)
+    assert x0.shape == v0.shape and info.converged
+    v = _rand((2, *op.in_shape), torch.float64, seed=30)
+    y = op(_rand((2, *op.in_shape), torch.float64, seed=31))
+    ref = op.prox_l2(v, y, tau=0.5, tol=1e-10, max_iter=300)
+    half = op.prox_l2(v.half(), y.to(torch.complex64) if y.is_complex() else y.half(), tau=0.5, tol=1e-6,
+                      max_iter=300)
+    assert half.dtype == torch.float16 and _rel(half, ref) <= 5e-3
+    g = op.gram(v.half())
+    assert g.dtype == torch.float16 and _rel(g, op.gram(v)) <= 5e-3
+    vm = torch.empty((2, *op.in_shape), dtype=torch.float32, device="meta")
+    assert op.gram(vm).shape == vm.shape
+    xm = op.prox_l2(vm, op(vm), tau=0.5)
+    assert xm.device.type == "meta" and xm.shape == vm.shape
