@@ -478,45 +478,147 @@ def adjoint(y: np.ndarray, geom, pad: int, image_shape, *, threads: int = 1) -> 
 
 
 # ---------------------------------------------------------------------------- FBP backprojection
-@njit(parallel=True, cache=True)
+@njit(inline="always")
+def _valid_columns(u0, du, lo, hi, w):
+    """The columns ``j`` in ``0..w-1`` with ``lo <= u0 + j·du <= hi`` (``(jlo, jhi)``, empty: jhi < jlo).
+
+    The real interval is found by division, widened by one column and then trimmed with the exact
+    test the interpolation uses, so rounding never admits or drops a column."""
+    if abs(du) < 1e-12:
+        if u0 >= lo and u0 <= hi:
+            return 0, w - 1
+        return 0, -1
+    t1 = (lo - u0) / du
+    t2 = (hi - u0) / du
+    jlo = max(0, int(np.ceil(min(t1, t2))) - 1)
+    jhi = min(w - 1, int(np.floor(max(t1, t2))) + 1)
+    while jlo <= jhi:
+        u = u0 + jlo * du
+        if u >= lo and u <= hi:
+            break
+        jlo += 1
+    while jhi >= jlo:
+        u = u0 + jhi * du
+        if u >= lo and u <= hi:
+            break
+        jhi -= 1
+    return jlo, jhi
+
+
+@intrinsic
+def _interp_acc(typingctx, acc, q, u0, du, jlo, cnt):
+    """``acc[j] += q[k] + f·(q[k+1] − q[k])`` with ``u = u0 + j·du``, ``k = trunc(u)``, ``f = u − k``,
+    for ``j = jlo … jlo + 8·(cnt // 8) − 1`` (whole blocks of 8; the caller does the rest).
+
+    Eight columns at a time with ``llvm.masked.gather`` loads of ``q[k]`` and ``q[k+1]`` (LLVM's loop
+    vectoriser does not emit gathers for the scalar loop: measured 2.5x slower).  ``u`` must be
+    ``>= 0`` (truncation = floor) and ``k + 1`` inside ``q``; the arithmetic is the scalar loop's
+    (``u0 + float(j)·du``, no fused multiply-add), so both give the same bits.  float64 arrays only.
+    """
+    if not (isinstance(acc, types.Array) and isinstance(q, types.Array) and acc.dtype == types.float64
+            and q.dtype == types.float64 and acc.layout == "C" and q.layout in ("C", "A")):
+        return None
+    sig = types.void(acc, q, u0, du, jlo, cnt)
+    lanes = 8
+
+    def codegen(context, builder, signature, args):
+        a_t, q_t = signature.args[:2]
+        dbl = ir.DoubleType()
+        vty, ity = ir.VectorType(dbl, lanes), ir.VectorType(_I64, lanes)
+        pa = _data_ptr(context, builder, a_t, args[0])
+        pq = _data_ptr(context, builder, q_t, args[1])
+        u0_v = context.cast(builder, args[2], signature.args[2], types.float64)
+        du_v = context.cast(builder, args[3], signature.args[3], types.float64)
+        jlo_v = context.cast(builder, args[4], signature.args[4], types.int64)
+        cnt_v = context.cast(builder, args[5], signature.args[5], types.int64)
+        pvty = ir.VectorType(pq.type, lanes)
+        name = f"llvm.masked.gather.v{lanes}f64.v{lanes}p0"
+        fnty = ir.FunctionType(vty, [pvty, _I32, ir.VectorType(ir.IntType(1), lanes), vty])
+        gather = builder.module.globals.get(name) or ir.Function(builder.module, fnty, name=name)
+
+        def splat(v, t):
+            x = builder.insert_element(ir.Constant(t, ir.Undefined), v, ir.Constant(_I32, 0))
+            return builder.shuffle_vector(x, ir.Constant(t, ir.Undefined),
+                                          ir.Constant(ir.VectorType(_I32, lanes), None))
+
+        u0s, dus = splat(u0_v, vty), splat(du_v, vty)
+        iota = ir.Constant(ity, list(range(lanes)))
+        mask = ir.Constant(ir.VectorType(ir.IntType(1), lanes), [1] * lanes)
+        eight = splat(ir.Constant(_I64, 8), ity)
+        base = splat(builder.ptrtoint(pq, _I64), ity)
+        undef = ir.Constant(vty, ir.Undefined)
+
+        def block(i, _):
+            j0 = builder.add(jlo_v, builder.mul(i, ir.Constant(_I64, lanes)))
+            u = builder.fadd(u0s, builder.fmul(builder.sitofp(builder.add(splat(j0, ity), iota), vty), dus))
+            k = builder.fptoui(u, ity)
+            f = builder.fsub(u, builder.uitofp(k, vty))
+            addr = builder.add(base, builder.mul(k, eight))
+            v0 = builder.call(gather, [builder.inttoptr(addr, pvty), ir.Constant(_I32, 8), mask, undef])
+            v1 = builder.call(gather, [builder.inttoptr(builder.add(addr, eight), pvty), ir.Constant(_I32, 8),
+                                       mask, undef])
+            ptr = builder.bitcast(builder.gep(pa, [j0]), vty.as_pointer())
+            old = builder.load(ptr, align=8)
+            builder.store(builder.fadd(old, builder.fadd(v0, builder.fmul(f, builder.fsub(v1, v0)))), ptr, align=8)
+            return []
+
+        _counted_loop(builder, builder.sdiv(cnt_v, ir.Constant(_I64, lanes)), [], block, "interp_acc")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
 def _fbp_rows(qp, cosv, sinv, h, w, center, inv_spacing, out):
     """``out[b, i, j] = Σ_a interp(qp[b, a], u)`` with ``u = ((j − w//2) cos − (i − h//2) sin)·inv + center``.
 
-    ``qp`` (BC, A, N + 2) holds each filtered projection with a zero on either side; linear
-    interpolation, zero outside ``[0, N − 1]`` (``np.interp(left=0, right=0)``, as ``iradon``).  Parallel
-    over image rows (no write conflicts); each row accumulates in float64.
+    ``qp`` (BC, A, N + 2) float64 holds each filtered projection with a zero on either side (index
+    ``u + 1``); linear interpolation, zero outside ``[0, N − 1]`` (``np.interp(left=0, right=0)``, as
+    ``iradon``).  Per (row, angle) the valid columns are found once, so the inner loop has no test;
+    there ``u + 1 >= 1``, so truncation to an unsigned index is the floor (no sign handling), and
+    :func:`_interp_acc` does 8 columns per step with vector gathers.
+    Parallel over image rows (no write conflicts); each row accumulates in float64.
     """
     bc = qp.shape[0]
     n_ang = qp.shape[1]
     n = qp.shape[2] - 2
-    top = float(n - 1)
+    hi1 = float(n)  # u + 1 <= N: the last real sample
     for job in prange(bc * h):
         b = job // h
         i = job - b * h
         row = float(i - h // 2)
         acc = np.zeros(w)
         for a in range(n_ang):
-            ca = cosv[a]
-            sa = sinv[a]
+            du = cosv[a] * inv_spacing
+            u0 = (center - row * sinv[a] * inv_spacing - (w // 2) * du) + 1.0
+            jlo, jhi = _valid_columns(u0, du, 1.0, hi1, w)
             q = qp[b, a]
-            for j in range(w):
-                u = (float(j - w // 2) * ca - row * sa) * inv_spacing + center
-                if u >= 0.0 and u <= top:
-                    u0 = np.floor(u)
-                    f = u - u0
-                    k = int(u0) + 1
-                    acc[j] += (1.0 - f) * q[k] + f * q[k + 1]
+            cnt = jhi - jlo + 1
+            if cnt <= 0:
+                continue
+            _interp_acc(acc, q, u0, du, jlo, cnt)  # whole blocks of 8 columns
+            for j in range(jlo + (cnt // 8) * 8, jhi + 1):
+                u = u0 + j * du
+                k = numba.uint64(u)
+                f = u - float(k)
+                v0 = q[k]
+                acc[j] += v0 + f * (q[k + numba.uint64(1)] - v0)
         for j in range(w):
             out[b, i, j] = acc[j]
 
 
 def fbp_backproject(qp: np.ndarray, cosv: np.ndarray, sinv: np.ndarray, image_shape, center: float,
                     inv_spacing: float, *, threads: int = 1) -> np.ndarray:
-    """Pixel-driven backprojection of padded filtered projections ``qp`` (BC, A, N+2) -> (BC, H, W)."""
+    """Pixel-driven backprojection of padded filtered projections ``qp`` (BC, A, N+2) -> (BC, H, W).
+
+    The kernel works in float64 (the projections are small next to the image work, so the copy is
+    cheap and the float32 -> float64 conversions leave the inner loop); the result has ``qp``'s dtype.
+    """
     h, w = image_shape
-    bc, n_ang, n2 = qp.shape
+    bc, n_ang, _ = qp.shape
     work = bc * n_ang * h * w
-    out = np.empty((bc, h, w), dtype=qp.dtype)
+    out = np.empty((bc, h, w), dtype=np.float64)
     with _Threads(1 if work < SERIAL_WORK else threads):
-        _fbp_rows(qp, cosv, sinv, int(h), int(w), float(center), float(inv_spacing), out)
-    return out
+        _fbp_rows(np.ascontiguousarray(qp, dtype=np.float64), cosv, sinv, int(h), int(w), float(center),
+                  float(inv_spacing), out)
+    return out.astype(qp.dtype, copy=False)
