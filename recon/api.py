@@ -572,15 +572,21 @@ def compare(measurements, priors=("tv", "none"), out=None, **kwargs):
 
 # ============================================================================ simulate
 def simulate(op, truth, *, noise_sigma: float = 0.0, seed: int = 0, provenance: dict | None = None,
-             units: str = "1") -> Measurement:
+             units: str = "1", noise_relative: float | None = None) -> Measurement:
     """Simulate ``y = A x + sigma n`` (seeded) and return it as a :class:`Measurement` holding the truth.
 
     Parameters
     ----------
     op : forward_models.LinearOperator (registered)
     truth : array or tensor, shape ``in_shape`` or ``(1, *in_shape)``
+        (or ``(H, W)`` for an operator on one-channel images ``(1, H, W)``)
     noise_sigma : float
         Gaussian noise standard deviation in the units of ``A x`` (0 = noise-free).
+    noise_relative : float, optional
+        Instead of ``noise_sigma``: the standard deviation as a fraction of the noise-free
+        measurement's peak ``max |A x|`` (0.01 = "1% noise" as CT papers state it; a sinogram's
+        peak grows with the image size, so an absolute sigma means less noise on a larger grid).
+        The resulting sigma is the measurement's ``sigma``.
     seed : int
         Seed of the noise generator.
     """
@@ -590,16 +596,32 @@ def simulate(op, truth, *, noise_sigma: float = 0.0, seed: int = 0, provenance: 
 
     if not (isinstance(noise_sigma, (int, float)) and math.isfinite(noise_sigma) and noise_sigma >= 0):
         raise ValueError(f"noise_sigma must be a finite number >= 0, got {noise_sigma!r}")
+    if noise_relative is not None:
+        if not (isinstance(noise_relative, (int, float)) and math.isfinite(noise_relative) and noise_relative >= 0):
+            raise ValueError(f"noise_relative must be a finite number >= 0, got {noise_relative!r}")
+        if noise_sigma:
+            raise ValueError("give noise_sigma or noise_relative, not both")
     x = torch.as_tensor(np.asarray(truth, dtype=np.float64))
+    in_shape = tuple(op.in_shape)
+    if len(in_shape) >= 3 and in_shape[0] == 1 and tuple(x.shape) == in_shape[1:]:
+        x = x[None]  # a 2-D image (H, W) for an operator on (1, H, W): the channel axis is unambiguous
     if x.ndim == len(op.in_shape):
         x = x[None]
+    if tuple(x.shape[1:]) != in_shape or x.shape[0] != 1:
+        raise ValueError(f"truth has shape {tuple(np.shape(truth))}; the forward model expects {in_shape} "
+                         f"(or {in_shape[1:]} for a one-channel image)" if len(in_shape) >= 3 and in_shape[0] == 1
+                         else f"truth has shape {tuple(np.shape(truth))}; the forward model expects {in_shape}")
     with torch.no_grad():
         y = op.forward(x)
+        if noise_relative is not None:
+            noise_sigma = float(noise_relative) * float(y.abs().max())
         if noise_sigma > 0:
             y = add_gaussian_noise(y, float(noise_sigma), seed=seed)
     y_np = y[0].numpy()
     y_np = y_np.astype(np.complex64 if np.iscomplexobj(y_np) else np.float32)
-    prov = {"generator": "recon.simulate", "seed": seed, "config": {"noise_sigma": noise_sigma}}
+    prov = {"generator": "recon.simulate", "seed": seed,
+            "config": {"noise_sigma": noise_sigma, **({"noise_relative": noise_relative}
+                                                      if noise_relative is not None else {})}}
     prov.update(provenance or {})
     return Measurement.from_operator(op, y_np, sigma=noise_sigma if noise_sigma > 0 else None,
                                      ground_truth=x[0].numpy().astype(np.float32), provenance=prov, units=units)

@@ -109,8 +109,12 @@ def cmd_simulate(args, argv) -> int:
     from .io import check_output_path, sha256_file, write_measurement
 
     out = check_output_path(args.output, [p for p in (args.image, args.kernel) if p and Path(p).is_file()])
-    if args.noise_sigma < 0:
+    if args.noise_sigma is not None and args.noise_sigma < 0:
         raise BadInput(f"--noise-sigma must be >= 0, got {args.noise_sigma}")
+    if args.noise_relative is not None and args.noise_relative < 0:
+        raise BadInput(f"--noise-relative must be >= 0, got {args.noise_relative}")
+    if args.noise_sigma is None and args.noise_relative is None:
+        args.noise_sigma = 0.01  # the documented default (absolute)
     parents = []
     geometry = None
     if args.geometry:
@@ -141,7 +145,8 @@ def cmd_simulate(args, argv) -> int:
             raise BadInput(f"the image has shape {truth.shape} but the forward model expects {op.in_shape}")
     config = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "output")}
     prov = {"generator": "recon simulate", "command": _command_line(argv), "config": config, "parents": parents}
-    m = api.simulate(op, np.asarray(truth), noise_sigma=float(args.noise_sigma), seed=args.seed, provenance=prov)
+    m = api.simulate(op, np.asarray(truth), noise_sigma=float(args.noise_sigma or 0.0), seed=args.seed,
+                     provenance=prov, noise_relative=args.noise_relative)
     write_measurement(out, m)
     print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}, truth {tuple(m.ground_truth.shape)}, "
           f"sigma {m.sigma if m.sigma is not None else 0}")
@@ -171,6 +176,12 @@ def cmd_run(args, argv) -> int:
             raise BadInput(f"--weights {wpath}: no such file")
         options["weights"] = str(wpath)
     solver = args.solver or "auto"
+    from .threads import default_threads
+
+    threads = args.threads or default_threads()  # physical idle cores: a stable time, see recon/threads.py
+    progress = True if args.progress else (False if args.quiet else None)  # None: a bar only in a terminal
+    if not args.quiet:
+        _print_budget(m, solver, args.prior, options)
     ckpt = None
     if args.checkpoint_every or args.resume:
         from .checkpoint import Checkpointer
@@ -183,11 +194,11 @@ def cmd_run(args, argv) -> int:
                                      "weights_sha256": _sha(args.weights) if args.weights else "",
                                      "x0_sha256": x0_sha})
     if ckpt is not None:
-        r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=args.threads,
-                     dtype=args.dtype, x0=x0, **options)
+        r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=threads,
+                     dtype=args.dtype, x0=x0, progress=progress, **options)
     else:
         r = api.reconstruct(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed,
-                            threads=args.threads, dtype=args.dtype, x0=x0, **options)
+                            threads=threads, dtype=args.dtype, x0=x0, progress=progress, **options)
     r.provenance["generator"] = "recon run"
     if args.x0:  # the start point is an input of the run: name it and its content
         r.provenance["parents"].append({"path": str(args.x0), "sha256": x0_sha, "role": "x0"})
@@ -213,6 +224,70 @@ def cmd_run(args, argv) -> int:
     parts.append(f"{met['wall_time_s']:.2f} s")
     print(", ".join(parts))
     return EXIT_OK
+
+
+def _print_budget(m, solver: str, prior: str, options: dict) -> None:
+    """Say up front what a long fit will do (the coordinate network's budget and stopping rule)."""
+    from . import api
+
+    name = api.default_solver(prior, m) if solver in (None, "auto") else solver
+    if name != "coordinate":
+        return
+    from .solvers.defaults import defaults_for
+
+    cfg = {**defaults_for(name, m.forward_model), **options}
+    if "iterations" in cfg:
+        cfg["n_steps"] = cfg.pop("iterations")
+    parts = [f"{cfg.get('n_steps')} Adam steps", f"MLP {cfg.get('width')} wide x {cfg.get('depth')} deep "
+             f"({cfg.get('encoding')} encoding)", f"amp {cfg.get('amp', 'none')}"]
+    if cfg.get("init_steps"):
+        parts.append(f"the first {cfg['init_steps']} of them fit the start image (FBP for CT)")
+    if cfg.get("misfit_stop") and m.sigma:
+        parts.append(f"stops early when the data misfit reaches {cfg['misfit_stop']} x the noise sigma")
+    print("coordinate budget: " + ", ".join(parts) + " (--option n_steps=2000 --option width=256 "
+          "--option depth=4 for the quality setting; `recon run --solver coordinate --help-options` lists all)",
+          file=sys.stderr, flush=True)
+
+
+def help_options(solver: str) -> str:
+    """The ``--option`` keys of ``solver`` with their defaults (signature, then per forward model)."""
+    import inspect
+    import re
+
+    from .solvers import SOLVERS
+    from .solvers.defaults import DEFAULTS
+
+    if solver not in SOLVERS:
+        raise BadInput(f"--solver {solver!r} is not a solver; known: {', '.join(SOLVERS)}")
+    spec = SOLVERS[solver]
+    sig = dict(inspect.signature(spec.algorithm).parameters)
+    if solver == "coordinate":
+        from priors.coordinate import image_field
+
+        sig.update({("field_seed" if k == "seed" else k): v
+                    for k, v in inspect.signature(image_field).parameters.items() if k != "in_shape"})
+    doc = inspect.getdoc(spec.algorithm) or ""
+    lines = [f"{solver}: {spec.description}", "",
+             "options (recon run --solver %s --option KEY=VALUE; iterations=N is mapped onto the solver's "
+             "own count):" % solver]
+    for name in spec.params:
+        default = sig[name].default if name in sig and sig[name].default is not inspect.Parameter.empty else None
+        per_model = [f"{'/'.join(k[1:])}: {v[name]!r}" for k, v in DEFAULTS.items()
+                     if k[0] == solver and name in v and k[1] != "*"]
+        generic = DEFAULTS.get((solver, "*"), {}).get(name, default)
+        match = re.search(rf"^{re.escape(name)}\b[^\n]*\n((?:[ \t]+\S[^\n]*\n?)+)", doc, flags=re.M)
+        what = " ".join(match.group(1).split()).split(". ")[0] if match else ""
+        what = what if len(what) <= 110 else what[:107] + "..."
+        text = f"  {name} = {generic!r}"
+        if per_model:
+            text += "  (" + "; ".join(per_model) + ")"
+        lines.append(text)
+        if what:
+            lines.append(f"      {what}")
+    lines.append("")
+    lines.append("Defaults per forward model come from recon/solvers/defaults.py (each with the measurement "
+                 "that chose it).")
+    return "\n".join(lines)
 
 
 def _read_start_point(path: str, m):
@@ -302,7 +377,8 @@ def cmd_compare(args, argv) -> int:
     options = parse_options(args.option)
     result = compare_files(args.inputs, priors=priors, out=args.output, solver=args.solver,
                            iterations=args.iterations, workers=args.workers, scheduler=args.scheduler,
-                           seed=args.seed, options=options, command=_command_line(argv), progress=True)
+                           seed=args.seed, options=options, command=_command_line(argv), progress=True,
+                           run=not args.report_only)
     print(result.markdown)
     print(f"report written to {args.output}")
     return EXIT_OK
@@ -438,8 +514,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--observation", default="movie", choices=["movie", "lightcurve", "visibilities"],
                    help="blackhole: what is observed (default movie)")
     s.add_argument("--geometry", help="any forward model: its constructor arguments as a JSON object")
-    s.add_argument("--noise-sigma", type=_finite_float, default=0.01,
-                   help="Gaussian noise standard deviation in the units of A x (image in [0, 1]; default 0.01)")
+    noise = s.add_mutually_exclusive_group()
+    noise.add_argument("--noise-sigma", type=_finite_float, default=None,
+                       help="Gaussian noise standard deviation in the units of the measurement A x: the image's "
+                            "[0, 1] for denoise/blur, the sinogram's for radon (whose peak grows with --size; "
+                            "use --noise-relative there); default 0.01")
+    noise.add_argument("--noise-relative", type=_finite_float, default=None, metavar="FRACTION",
+                       help="noise standard deviation as a fraction of the noise-free measurement's peak "
+                            "max|A x| (0.01 = 1%% noise, as CT papers state it)")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="noise seed (default 0)")
     s.add_argument("-o", "--output", required=True, help="measurement file to write (.h5)")
     s.set_defaults(func=cmd_simulate)
@@ -462,7 +544,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    ".npy array of the operator's input shape (default: the solver's, e.g. FBP for CT)")
     r.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    r.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's)")
+    r.add_argument("--threads", type=_positive_int, help="torch threads (default: the idle physical cores, or "
+                   "OMP_NUM_THREADS when set)")
+    shown = r.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="always show the progress bar (default: only when stderr is a terminal)")
+    shown.add_argument("--quiet", action="store_true", help="no progress bar and no budget line")
+    r.add_argument("--help-options", action="store_true",
+                   help="list the --option keys of --solver NAME with their defaults, and exit")
     r.add_argument("--seed", type=_nonneg_int, default=0, help="seed for stochastic solvers (default 0)")
     r.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="N",
                    help="write a checkpoint of the solver state every N iterations")
@@ -476,7 +565,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        description="Run every prior on every measurement file and write a Markdown/CSV table, "
                                    "a figure grid and an HDF5 file with all results into the output folder.")
     c.add_argument("inputs", nargs="+", help="measurement files (.h5)")
-    c.add_argument("--priors", default="tv,none", help="comma-separated priors (default tv,none)")
+    c.add_argument("--priors", default="tv,none", help="comma-separated priors, and fbp for tomography "
+                   f"(default tv,none; known: {prior_list}, fbp)")
     c.add_argument("--solver", default="auto", metavar="NAME",
                    help=f"solver for denoiser priors: {solvers} (default: per prior)")
     c.add_argument("--iterations", type=_positive_int, help="iterations for every solver")
@@ -484,7 +574,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--workers", type=_nonneg_int, default=0, help="run jobs on a local Dask cluster of N workers")
     c.add_argument("--scheduler", metavar="ADDRESS", help="run jobs on an existing Dask cluster")
     c.add_argument("--seed", type=_nonneg_int, default=0)
-    c.add_argument("-o", "--output", required=True, help="report folder (created if its parent exists)")
+    c.add_argument("-o", "--output", required=True, help="report folder (created if its parent exists); each "
+                   "finished job is kept in OUTPUT/jobs/, so the same command again skips finished jobs")
+    c.add_argument("--report-only", action="store_true",
+                   help="run nothing: rebuild the report from the jobs already finished in OUTPUT")
     c.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("demo", parents=[common], help="simulate, reconstruct and compare on bundled images",
@@ -506,6 +599,19 @@ def main(argv=None) -> int:
     """Entry point of the ``recon`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "run" and "--help-options" in argv:  # before the required arguments are checked
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--solver", default=None)
+        known, _ = pre.parse_known_args(argv)
+        if not known.solver or known.solver == "auto":
+            print("recon run: error: --help-options needs --solver NAME", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            print(help_options(known.solver))
+        except BadInput as e:
+            print(f"recon run: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return EXIT_OK
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

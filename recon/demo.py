@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 #: Priors the demo tries, in table order (missing learned weights are skipped with a note).
-DEMO_PRIORS = ("drunet", "drunet-ct", "dncnn", "bm3d", "wavelet", "tv", "coordinate", "none")
+DEMO_PRIORS = ("drunet", "drunet-ct", "dncnn", "dnresnet", "bm3d", "wavelet", "tv", "coordinate", "fbp", "none")
 
 
 def _recipes(size: int, quick: bool) -> dict:
@@ -79,9 +79,9 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
                 with torch.no_grad():
                     ax = op(torch.as_tensor(truth, dtype=torch.float64)[None])
                 sigma = float(r["noise_rel"] * ax.abs().max())
+            noise_opt = f"--noise-relative {r['noise_rel']:g}" if "noise_rel" in r else f"--noise-sigma {sigma:.6g}"
             prov = {"generator": "recon demo",
-                    "command": f"recon simulate --forward-model {name} {cmd_opts} --noise-sigma {sigma:.6g} "
-                               f"--seed {seed}",
+                    "command": f"recon simulate --forward-model {name} {cmd_opts} {noise_opt} --seed {seed}",
                     "config": {"forward_model": name, "recipe": r, "size": size, "quick": quick}}
             m = api.simulate(op, np.asarray(truth), noise_sigma=sigma, seed=seed, provenance=prov)
             path = folder / f"{name}.h5"
@@ -119,11 +119,10 @@ def run_demo(out="recon-demo", *, size: int = 128, workers: int = 0, quick: bool
     if not paths:
         raise RuntimeError("no forward model could be simulated: " + "; ".join(notes))
     iterations = 5 if quick else None  # None: the solvers' tuned defaults
-    # a short fit of a CPU-sized network: on the 128x128 demo files 600 steps of 128x3 at lr 3e-3 reach
-    # 25.4 dB (denoise) and 20.3 dB (radon) in ~50 s each, 200 steps of 64x4 only 15.6 / 14.9 dB
-    prior_options = {"coordinate": {"n_steps": 20 if quick else 600, "width": 128, "depth": 3, "lr": 3e-3}}
-    notes.append("coordinate network: " + ", ".join(f"{k}={v}" for k, v in prior_options["coordinate"].items())
-                 + " (a short fit, to keep the demo fast)")
+    # the coordinate network runs with the CPU-sized defaults of recon/solvers/defaults.py
+    prior_options = {"coordinate": {"n_steps": 20}} if quick else {}
+    notes.append("coordinate network: the CPU-sized defaults (64x3 MLP, 300 steps, bf16 where native; "
+                 "`recon run --solver coordinate --help-options` lists the quality setting)")
     notes.append(f"measurements are in {meas}/ (each file records the equivalent `recon simulate` command)")
     res = compare_files(paths, priors=list(priors), out=out, iterations=iterations, workers=workers, seed=seed,
                         command=command, progress=True, title="recon demo: every prior on every forward model",

@@ -181,7 +181,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
         if kind == "fbp":
             x, hist = algorithm(A, y, **common, **cfg)
         elif kind == "coordinate":
-            x, hist = _run_coordinate(A, y, weights=weights, x0=x0, **common, **cfg)
+            x, hist = _run_coordinate(A, y, weights=weights, x0=x0, sigma=sigma, **common, **cfg)
         else:
             fid = DataFidelity(A, y, weights=weights)
             args = [fid]

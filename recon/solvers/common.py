@@ -219,6 +219,7 @@ class Tracker:
         self.metrics_every = max(1, int(metrics_every))
         self.history = History(meta={"solver": name, **(meta or {})})
         self.bar = progress_bar(n_iter, name, progress)
+        self._postfix: dict[str, str] = {}
         self.t0 = time.perf_counter()
         self.last_finite: torch.Tensor | None = None
 
@@ -261,8 +262,12 @@ class Tracker:
                 rec["ssim"] = float(ssim(x, t, data_range=self.data_range, batch=True).mean())
         self.history.record(**rec)
         self.bar.update(1)
-        if "psnr" in rec:
-            self.bar.set_postfix(psnr=f"{rec['psnr']:.2f}")
+        # the bar shows the latest objective and PSNR (recorded at different strides)
+        for key, fmt in (("objective", "{:.4g}"), ("psnr", "{:.2f}")):
+            if rec.get(key) is not None:
+                self._postfix[key] = fmt.format(rec[key])
+        if self._postfix and (last or iteration % 5 == 0 or "psnr" in rec):
+            self.bar.set_postfix(self._postfix, refresh=False)
         if self.callback is not None:
             return bool(self.callback(iteration, x, self.history))
         return False

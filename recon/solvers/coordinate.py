@@ -18,7 +18,7 @@ from .common import (Tracker, check_int, check_measurement, check_positive, chec
 from .history import History
 
 LR_SCHEDULES = ("constant", "cosine", "exponential", "step")
-AMP_MODES = ("none", "bf16")
+AMP_MODES = ("none", "bf16", "auto")
 #: Regularisers known by name (``regularizer="tv"``, ``recon run --option regularizer=tv``).
 REGULARIZERS = ("tv",)
 #: Smoothing of the named TV, in the image's units: ``Σ sqrt(|∇x|² + ε²) − ε``.  Plain |∇x| has no
@@ -57,6 +57,28 @@ def _lr_factor(schedule: str, k: int, n: int, final_ratio: float) -> float:
     if schedule == "exponential":
         return final_ratio**t
     return 1.0 if t < 0.5 else (math.sqrt(final_ratio) if t < 0.75 else final_ratio)  # "step"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products are native on ``device`` (CUDA with bf16, or a CPU with
+    AVX-512 BF16 / AMX as oneDNN reports it); elsewhere autocast emulates them and is slower."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where :func:`bf16_supported`, else ``"none"``; other modes pass through."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    if amp == "auto":
+        return "bf16" if bf16_supported(device) else "none"
+    return amp
 
 
 def resolve_init_steps(init_steps: int | float | None, n_steps: int, *, has_x0: bool) -> int:
@@ -101,6 +123,8 @@ def fit_coordinate_network(
     resume_state: dict | None = None,
     x0: torch.Tensor | None = None,
     init_steps: int | float | None = None,
+    sigma: float | None = None,
+    misfit_stop: float | None = None,
 ) -> tuple[torch.nn.Module, History]:
     """Fit ``field`` so that ``A(field.render()) ≈ y``, with Adam.
 
@@ -138,7 +162,7 @@ def fit_coordinate_network(
     seed : int, optional
         Seeds the global torch RNG before fitting (only matters for stochastic regularisers;
         not re-seeded on resume: :func:`recon.api.reconstruct` restores the checkpoint's RNG).
-    amp : {"none", "bf16"}
+    amp : {"none", "bf16", "auto"}
         ``"bf16"`` renders the field (the network's forward and backward pass) under bfloat16
         autocast; the rendering is cast back to the measurement's precision before ``A``, so the
         operator, the loss, the parameters and Adam stay in full precision.  The network is
@@ -147,7 +171,8 @@ def fit_coordinate_network(
         (``examples/benchmarks/coordinate_amp.py`` times both modes; ``solver_quality.py
         --coord-amp`` compares their fit quality).  Renderings are then accurate to
         bfloat16's ~3 significant digits during the fit; the returned ``field.render()`` is
-        evaluated in full precision.
+        evaluated in full precision.  ``"auto"`` is ``"bf16"`` where the device runs it natively
+        (:func:`bf16_supported`), else ``"none"``; the history's ``meta["amp"]`` says which ran.
     state_callback, resume_state
         The checkpoint protocol (:mod:`recon.checkpoint`): the state after step ``k`` holds the
         field's parameters (``field``), Adam's moments and step counts (``optimizer``), the step
@@ -167,6 +192,14 @@ def fit_coordinate_network(
         Given without ``x0``, the phase embeds the start point every other solver uses
         (:func:`recon.solvers.common.initial_point`: the Hann-window FBP for tomography, ``y``
         for an operator onto its own space).
+    sigma : float, optional
+        The measurement noise standard deviation in the units of ``y`` (``recon run`` passes the
+        file's); only the stopping rule uses it.
+    misfit_stop : float, optional
+        Stop once the root-mean-square data residual ``‖W(y − A f_θ)‖ / √m`` is at most
+        ``misfit_stop · sigma`` (Morozov's discrepancy principle: fitting further fits the noise;
+        1.0 is the noise level itself).  Checked at the steps through ``A``; ignored without
+        ``sigma``.  The history's ``meta["stopped"]`` says ``"discrepancy"`` when it fired.
 
     Returns
     -------
@@ -199,6 +232,9 @@ def fit_coordinate_network(
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     init_steps = resolve_init_steps(init_steps, n_steps, has_x0=x0 is not None)
+    if misfit_stop is not None:
+        misfit_stop = check_positive(misfit_stop, "misfit_stop")
+    stop_rms = None if misfit_stop is None or not sigma else float(misfit_stop) * float(sigma)
     if x0 is not None:
         check_x0(A, x0, 1)
         if not init_steps:
@@ -208,6 +244,7 @@ def fit_coordinate_network(
     if seed is not None and resume_state is None:
         torch.manual_seed(int(seed))
     dev = resolve_device(device, y)
+    amp = resolve_amp(amp, dev)
     y = y.to(dev)
     rdtype = y.real.dtype if y.is_complex() else y.dtype
     if x0 is not None:
@@ -230,7 +267,7 @@ def fit_coordinate_network(
                     metrics_every=metrics_every,
                     meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
                               reg_weight=reg_weight, regularizer=reg_name, amp=amp, init_steps=init_steps,
-                              n_parameters=sum(p.numel() for p in params)))
+                              misfit_stop=misfit_stop, n_parameters=sum(p.numel() for p in params)))
     track.check_truth(A, 1)
     # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
     # gradients O(1) for measurements of any size, the objective is reported unscaled.
@@ -262,6 +299,7 @@ def fit_coordinate_network(
             if w is not None:
                 r = w * r
             loss = 0.5 * r.abs().pow(2).sum()
+            rms = math.sqrt(2.0 * float(loss.detach()) / r.numel())
             if regularizer is not None and reg_weight > 0:
                 loss = loss + reg_weight * regularizer(x)
         if not bool(torch.isfinite(loss)):
@@ -276,7 +314,9 @@ def fit_coordinate_network(
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
-        last = k == n_steps - 1
+        # the misfit of the rendering this step started from: at or below the noise, stop
+        converged = stop_rms is not None and not embedding and rms <= stop_rms
+        last = k == n_steps - 1 or converged
         rec = {}
         if k % log_every == 0 or last:
             # the x0 phase's misfit is another quantity than the objective: its own column
@@ -292,6 +332,9 @@ def fit_coordinate_network(
             last_state = x.detach()
         if state_callback is not None:
             state_callback(k, track.state(k, **_fit_state(field, opt)))
+        if converged:
+            reason = "discrepancy"
+            break
     if last_state is not None:
         track.last_finite = last_state
     history = track.finish(reason)
@@ -328,4 +371,4 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
-__all__ = ["LR_SCHEDULES", "REGULARIZERS", "fit_coordinate_network", "resolve_init_steps", "smoothed_total_variation"]
+__all__ = ["AMP_MODES", "LR_SCHEDULES", "REGULARIZERS", "bf16_supported", "fit_coordinate_network", "resolve_amp", "resolve_init_steps", "smoothed_total_variation"]
