@@ -157,8 +157,11 @@ def cmd_run(args, argv) -> int:
     from . import api
     from .io import check_output_path, write_fits
 
+    device = _check_device(args.device)
     m = api.load_measurement(args.input)
     inputs = [args.input] + ([args.x0] if args.x0 else [])  # never overwritten by an output
+    if args.weights:  # the weights and their sidecar are inputs too
+        inputs += [args.weights, str(Path(args.weights).with_suffix(".json"))]
     out = check_output_path(args.output, inputs)
     check_output_path(out.with_suffix(".png"), inputs, what="preview")
     sky = None
@@ -184,20 +187,20 @@ def cmd_run(args, argv) -> int:
         _print_budget(m, solver, args.prior, options)
     ckpt = None
     if args.checkpoint_every or args.resume:
-        from .checkpoint import Checkpointer
+        from .checkpoint import Checkpointer, replaceable_checkpoint
 
         ckpt_path = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name + ".ckpt")
-        check_output_path(ckpt_path, [*inputs, out], what="checkpoint")
-        ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume,
-                            run_key={"input_sha256": _sha(args.input), "solver": solver, "prior": args.prior,
-                                     "options": options, "seed": args.seed, "dtype": args.dtype,
-                                     "weights_sha256": _sha(args.weights) if args.weights else "",
-                                     "x0_sha256": x0_sha})
+        run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
+                   "seed": args.seed, "dtype": args.dtype,
+                   "weights_sha256": _sha(args.weights) if args.weights else "", "x0_sha256": x0_sha}
+        check_output_path(ckpt_path, [*inputs, out], what="checkpoint",
+                          replace=lambda p: replaceable_checkpoint(p, run_key))
+        ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume, run_key=run_key)
     if ckpt is not None:
-        r = ckpt.run(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed, threads=threads,
+        r = ckpt.run(m, solver=solver, prior=args.prior, device=device, seed=args.seed, threads=threads,
                      dtype=args.dtype, x0=x0, progress=progress, **options)
     else:
-        r = api.reconstruct(m, solver=solver, prior=args.prior, device=args.device, seed=args.seed,
+        r = api.reconstruct(m, solver=solver, prior=args.prior, device=device, seed=args.seed,
                             threads=threads, dtype=args.dtype, x0=x0, progress=progress, **options)
     r.provenance["generator"] = "recon run"
     if args.x0:  # the start point is an input of the run: name it and its content
@@ -210,9 +213,11 @@ def cmd_run(args, argv) -> int:
     if ckpt is not None:
         ckpt.cleanup()
     met = r.metrics
-    parts = [f"wrote {out}", f"{r.solver}/{r.prior}"]
+    parts = [f"wrote {out}", api.method_label(r.solver, r.prior)]
     if met.get("psnr") is not None:
         parts.append(f"PSNR {met['psnr']:.2f} dB")
+    if met.get("pearson_support") is not None:
+        parts.append(f"Pearson over the truth's support {met['pearson_support']:.3f}")
     if met.get("ssim") is not None:
         parts.append(f"SSIM {met['ssim']:.4f}")
     parts.append(f"misfit {met['data_misfit']:.4g}")
@@ -224,6 +229,27 @@ def cmd_run(args, argv) -> int:
     parts.append(f"{met['wall_time_s']:.2f} s")
     print(", ".join(parts))
     return EXIT_OK
+
+
+def _check_device(text: str) -> str:
+    """``--device`` checked before anything runs: a device torch knows and this machine has."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise BadInput(f"--device {text!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(f"--device {text}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInput(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise BadInput(f"--device {text}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise BadInput(f"--device {text}: recon runs on cpu, cuda or mps")
+    return text
 
 
 def _print_budget(m, solver: str, prior: str, options: dict) -> None:
@@ -395,12 +421,12 @@ def cmd_demo(args, argv) -> int:
 
 
 def cmd_info(args, argv) -> int:
-    from .io import file_kind, read_measurement, read_reconstruction
+    from .io import Reconstruction, read_header
 
     for i, path in enumerate(args.files):
-        kind = file_kind(path) if Path(path).exists() else None
-        if kind == "recon-reconstruction":
-            r = read_reconstruction(path)
+        h = read_header(path)  # metadata only: no data array is read
+        if isinstance(h, Reconstruction):
+            r = h
             text = _describe_measurement(r.measurement, header=f"{path}: reconstruction")
             text += [f"  reconstruction x: shape {tuple(r.x.shape)}, solver {r.solver}, prior {r.prior}"]
             if r.weights_sha256:
@@ -412,8 +438,7 @@ def cmd_info(args, argv) -> int:
             if r.history:
                 text.append("  history: " + ", ".join(f"{k}[{len(v)}]" for k, v in sorted(r.history.items())))
         else:
-            m = read_measurement(path)
-            text = _describe_measurement(m, header=f"{path}: measurement")
+            text = _describe_measurement(h, header=f"{path}: measurement")
         if i:
             print()
         print("\n".join(text))
@@ -435,17 +460,22 @@ def _describe_measurement(m, *, header: str) -> list[str]:
             f"array {arr.shape} {arr.dtype} in [{arr.min():.4g}, {arr.max():.4g}]")
         lines.append(f"    {k} = {shown} [{m.geometry_units.get(k, '')}]")
     y = m.y
-    lines.append(f"  data y: shape {tuple(y.shape)} {y.dtype}, units {m.units!r}, "
-                 f"range [{np.abs(y).min() if np.iscomplexobj(y) else y.min():.4g}, "
-                 f"{np.abs(y).max() if np.iscomplexobj(y) else y.max():.4g}]")
+    if m.header_only:  # recon info reads no data array: shapes and dtypes only
+        lines.append(f"  data y: shape {tuple(y.shape)} {y.dtype}, units {m.units!r}")
+    else:
+        lines.append(f"  data y: shape {tuple(y.shape)} {y.dtype}, units {m.units!r}, "
+                     f"range [{np.abs(y).min() if np.iscomplexobj(y) else y.min():.4g}, "
+                     f"{np.abs(y).max() if np.iscomplexobj(y) else y.max():.4g}]")
     lines.append(f"  noise sigma: {m.sigma if m.sigma is not None else 'not given'}")
     if m.weights is not None:
         lines.append(f"  weights: shape {tuple(m.weights.shape)}")
     if m.mask is not None:
-        lines.append(f"  mask: {int(np.asarray(m.mask).sum())} of {np.asarray(m.mask).size} used")
+        lines.append(f"  mask: shape {tuple(m.mask.shape)}" if m.header_only else
+                     f"  mask: {int(np.asarray(m.mask).sum())} of {np.asarray(m.mask).size} used")
     if m.ground_truth is not None:
         gt = m.ground_truth
-        lines.append(f"  ground truth x: shape {tuple(gt.shape)} in [{gt.min():.4g}, {gt.max():.4g}]")
+        lines.append(f"  ground truth x: shape {tuple(gt.shape)} {gt.dtype}" if m.header_only else
+                     f"  ground truth x: shape {tuple(gt.shape)} in [{gt.min():.4g}, {gt.max():.4g}]")
     else:
         lines.append("  ground truth: none")
     p = m.provenance
@@ -626,16 +656,40 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - every error becomes one line unless --debug
         if debug:
             raise
-        from .io import MeasurementFileError
+        return _report_error(args.command, e)
 
-        msg = " ".join(str(e).split()) or type(e).__name__
-        if isinstance(e, (MeasurementFileError, BadInput, ValueError, TypeError, FileNotFoundError,
-                          PermissionError, IsADirectoryError, NotADirectoryError)):
-            print(f"recon {args.command}: error: {msg}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"recon {args.command}: failed: {type(e).__name__}: {msg} (rerun with --debug for the traceback)",
+
+# Errors a full disk or a file-size limit gives a write: the run failed (exit 1), nothing changed.
+_WRITE_ERRNOS = ("ENOSPC", "EFBIG", "EDQUOT", "EROFS", "EIO")
+
+
+def _report_error(command: str, e: Exception) -> int:
+    """One line on stderr and the exit status: 2 for bad input (the user's to fix), 1 for a failure.
+
+    Bad input is a ``ValueError`` (``MeasurementFileError``, ``BadInput``, a refused option) or a
+    missing/unreadable path; a ``TypeError`` or anything else inside recon is a failure (a bug),
+    not the user's input.
+    """
+    import errno
+
+    from .io import MeasurementFileError
+
+    msg = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.errno in {getattr(errno, n, -1) for n in _WRITE_ERRNOS}:
+        where = f"cannot write {e.filename}: " if e.filename else "cannot write: "
+        print(f"recon {command}: failed: {where}{e.strerror or msg}; earlier outputs are unchanged",
               file=sys.stderr)
         return EXIT_FAILURE
+    if isinstance(e, MemoryError):
+        print(f"recon {command}: failed: out of memory (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+    if isinstance(e, (MeasurementFileError, BadInput, ValueError, FileNotFoundError, PermissionError,
+                      IsADirectoryError, NotADirectoryError)):
+        print(f"recon {command}: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"recon {command}: failed: {type(e).__name__}: {msg} (rerun with --debug for the traceback)",
+          file=sys.stderr)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

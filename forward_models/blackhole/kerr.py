@@ -21,7 +21,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+
+
+class _LazySpecial:
+    """``scipy.special``, imported on first use: it costs ~0.4 s, and only geodesic tracing needs it
+    (importing ``forward_models`` for a CT or denoising run should not pay for it)."""
+
+    def __getattr__(self, name):
+        from scipy import special as _special
+
+        return getattr(_special, name)
+
+
+special = _LazySpecial()
 
 __all__ = [
     "angular_potential", "check_inclination", "check_spin", "conserved_quantities", "critical_curve",
