@@ -104,25 +104,24 @@ class Blur(LinearOperator):
             self.register_buffer("col_index", _pad_index(shape[1], left, right, boundary))
 
     # -- padding as a gather and its transpose ------------------------------------
+    # (no data-dependent branches or shapes: the "zero" boundary's -1 entries are masked, which
+    # keeps the pair exact adjoints and lets torch.compile trace them under torch.func)
     @staticmethod
-    def _gather(x: torch.Tensor, idx: torch.Tensor, dim: int) -> torch.Tensor:
-        valid = idx >= 0
-        out = x.index_select(dim, idx.clamp_min(0))
-        if not bool(valid.all()):
-            shape = [1] * x.ndim
-            shape[dim] = -1
-            out = out * valid.reshape(shape).to(out.dtype)
-        return out
+    def _mask(idx: torch.Tensor, dim: int, ndim: int, dtype) -> torch.Tensor:
+        shape = [1] * ndim
+        shape[dim] = -1
+        return (idx >= 0).reshape(shape).to(dtype)
 
-    @staticmethod
-    def _scatter(z: torch.Tensor, idx: torch.Tensor, dim: int, n: int) -> torch.Tensor:
-        valid = idx >= 0
-        if not bool(valid.all()):
-            z = z.index_select(dim, torch.nonzero(valid).flatten())
-            idx = idx[valid]
+    def _gather(self, x: torch.Tensor, idx: torch.Tensor, dim: int) -> torch.Tensor:
+        out = x.index_select(dim, idx.clamp_min(0))
+        return out * self._mask(idx, dim, x.ndim, out.dtype) if self.boundary == "zero" else out
+
+    def _scatter(self, z: torch.Tensor, idx: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        if self.boundary == "zero":
+            z = z * self._mask(idx, dim, z.ndim, z.dtype)  # padded positions add zero (to index 0)
         shape = list(z.shape)
         shape[dim] = n
-        return torch.zeros(shape, dtype=z.dtype, device=z.device).index_add_(dim, idx, z)
+        return torch.zeros(shape, dtype=z.dtype, device=z.device).index_add_(dim, idx.clamp_min(0), z)
 
     def _pad(self, x):
         x = self._gather(x, self.buffer_as("row_index", x), 2)

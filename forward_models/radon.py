@@ -237,6 +237,7 @@ def _numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+@torch.compiler.disable  # numba's dispatcher cannot be traced: torch.compile runs this call eagerly
 def _run_numba(name: str, *args):
     """Call ``_radon_numba.<name>(*args)`` with ``torch.get_num_threads()`` threads.
 
@@ -584,7 +585,7 @@ class Radon(LinearOperator):
             "channels": (self.channels, "1"),
             "n_detectors": (self.n_detectors, "1"),
             "detector_spacing": (self.detector_spacing, "pixel"),
-            "center": (self.center, "detector pixel"),
+            "center": (self.center, "pixel"),  # a detector column coordinate (detector pixels)
             "detector_pixel_size": (self.detector_pixel_size, "m"),  # None (unknown) is omitted from files
         }
 

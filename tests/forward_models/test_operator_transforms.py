@@ -59,3 +59,14 @@ def test_vmap_over_buffers_is_refused_clearly():
     ws = torch.stack([op.weight, 2 * op.weight])
     with pytest.raises(NotImplementedError, match="vmap over the buffers of Blur"):
         torch.func.vmap(lambda w: torch.func.functional_call(op, {"weight": w}, (x,)))(ws)
+
+
+@pytest.mark.slow  # ~10 s of dynamo tracing for the whole registry
+@pytest.mark.parametrize("name", sorted(fm.REGISTRY))
+def test_torch_compile_traces_every_operator(name):
+    """torch.compile (dynamo with the eager backend: tracing only, no code generation) gives A x and Aᵀ y."""
+    op = fm.REGISTRY[name].example(dtype=torch.float64)
+    x, y = _rand((2, *op.in_shape), 4), _rand((2, *op.out_shape), 5)
+    torch._dynamo.reset()
+    assert torch.allclose(torch.compile(op, backend="eager")(x), op(x), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(torch.compile(op.adjoint, backend="eager")(y), op.adjoint(y), rtol=1e-12, atol=1e-12)
