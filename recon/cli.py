@@ -99,6 +99,9 @@ def cmd_import(args, argv) -> int:
     m = import_file(args.input, format=args.format, command=prov_command, **options)
     write_measurement(out, m)
     print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}")
+    summary = (m.provenance.get("config") or {}).get("summary")
+    if summary:  # what the importer decided (e.g. the rotation axis it found)
+        print(summary)
     return EXIT_OK
 
 
@@ -208,7 +211,7 @@ def cmd_run(args, argv) -> int:
     r.provenance["command"] = _command_line(argv)
     api.save_reconstruction(r, out, inputs=inputs)
     if args.fits:
-        info = _sky_image(r, sky)
+        info = fits_annotations(r, _sky_image(r, sky), command=_command_line(argv), input_path=args.input)
         write_fits(args.fits, info.pop("image"), overwrite_inputs=[*inputs, out], **info)
     if ckpt is not None:
         ckpt.cleanup()
@@ -373,6 +376,62 @@ def _sky_fn(m):
     raise BadInput(f"--fits needs a sky-image forward model; {m.forward_model} has no sky geometry")
 
 
+#: Data units that are not a calibrated brightness (FITS gets no physical BUNIT for them).
+UNCALIBRATED_UNITS = ("", "1", "arbitrary", "a.u.", "counts")
+
+
+def fits_annotations(r, info: dict, *, command: str, input_path: str) -> dict:
+    """Add what an astronomer needs to trust a FITS sky image to ``write_fits`` arguments ``info``.
+
+    * ``BUNIT`` only when the data are calibrated (measurement units not in
+      :data:`UNCALIBRATED_UNITS`); otherwise an empty (dimensionless) unit whose comment says so;
+    * ``HISTORY``: recon version, the command, the input file's sha256, the method;
+    * what the image is (``IMTYPE``: the reconstruction itself, or the model image ``A x``
+      averaged over N frames of a movie);
+    * the physical assumptions of black-hole models as keywords: ``BH_MASS`` (solar masses),
+      ``BH_DIST`` (kpc), ``UASPERM``, ``BH_SPIN``, ``INCL``; ``FREQ`` when the geometry has one.
+    """
+    import numpy as np
+
+    from .api import method_label
+    from .io import sha256_file, software_version
+
+    m = r.measurement
+    out = dict(info)
+    units = str(m.units or "").strip()
+    if units in UNCALIBRATED_UNITS:
+        out["bunit"] = ("", f"uncalibrated: data units {units or 'none'!r}, relative brightness")
+    else:  # calibrated: the importer's unit, else the data's (a flux per pixel for Jy)
+        out["bunit"] = out.get("bunit") or ("Jy/pixel" if units == "Jy" else units)
+    frames = int(np.prod(m.y.shape[:-2])) if getattr(m.y, "ndim", 0) > 2 else 1
+    what = out.pop("image_description", None) or (
+        f"model image A x averaged over {frames} frames" if frames > 1 else "model image A x")
+    extra = dict(out.get("extra_header") or {})
+    extra.setdefault("IMTYPE", (what[:68], "what this image is"))
+    g = m.geometry
+    if "spin" in g and "inclination_deg" in g:  # a Kerr black-hole model: say what it assumes
+        from .simulate_blackhole import SGRA_DISTANCE_KPC, SGRA_MASS_MSUN, uas_per_M
+
+        extra.setdefault("BH_MASS", (SGRA_MASS_MSUN, "assumed black-hole mass [solar masses]"))
+        extra.setdefault("BH_DIST", (SGRA_DISTANCE_KPC, "assumed distance [kpc]"))
+        extra.setdefault("UASPERM", (round(uas_per_M(), 6), "angular size of GM/c^2 [micro-arcsec]"))
+        extra.setdefault("BH_SPIN", (float(g["spin"]), "dimensionless spin a/M"))
+        extra.setdefault("INCL", (float(g["inclination_deg"]), "observer inclination [deg]"))
+    freq = g.get("freq_hz", g.get("frequency_hz"))
+    if freq is not None and out.get("frequency_hz") is None:
+        out["frequency_hz"] = float(freq)
+    elif out.get("frequency_hz") is None:
+        extra.setdefault("COMMENT", "no observing frequency: the model is frequency-independent")
+    out["extra_header"] = extra
+    history = list(out.get("history") or [])
+    history += [f"recon {software_version()}: {method_label(r.solver, r.prior)}",
+                f"command: {command}",
+                f"input: {Path(input_path).name} sha256 {sha256_file(input_path)}",
+                f"image: {what}"]
+    out["history"] = history
+    return out
+
+
 def _sky_image(r, sky) -> dict:
     """The 2-D sky image of a reconstruction for FITS: the model image ``A x`` averaged over frames."""
     import numpy as np
@@ -393,11 +452,14 @@ def _sky_image(r, sky) -> dict:
 
 
 def cmd_compare(args, argv) -> int:
-    from .compare import compare_files
+    from .compare import compare_files, known_priors
 
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
     if not priors:
         raise BadInput("--priors is empty")
+    unknown = [p for p in priors if p not in known_priors()]
+    if unknown:
+        raise BadInput(f"--priors: unknown prior(s) {', '.join(map(repr, unknown))}; known: {', '.join(known_priors())}")
     if args.workers and args.scheduler:
         raise BadInput("use either --workers or --scheduler, not both")
     options = parse_options(args.option)
@@ -407,6 +469,12 @@ def cmd_compare(args, argv) -> int:
                            run=not args.report_only)
     print(result.markdown)
     print(f"report written to {args.output}")
+    failed = [r for r in result.rows if r.get("status") == "failed"]
+    if failed:  # reported in the table; the run as a whole did not succeed
+        print(f"recon compare: failed: {len(failed)} of {len(result.rows)} jobs failed "
+              f"({', '.join(sorted({Path(r['file']).name + '/' + r['prior'] for r in failed}))}; notes in "
+              f"{Path(args.output) / 'report.md'})", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

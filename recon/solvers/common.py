@@ -37,13 +37,25 @@ class NonFiniteIterateError(FloatingPointError):
         self.iteration, self.last_finite, self.history = iteration, last_finite, history
 
 
+class OptionError(TypeError, ValueError):
+    """A hyper-parameter of the wrong type or an unknown name.
+
+    A ``TypeError`` for Python callers, and a ``ValueError`` so the command line reports it as
+    bad input (exit 2) while other ``TypeError``\ s (bugs) stay failures (exit 1).
+    """
+
+
+class ResumeStateError(ValueError):
+    """A checkpoint state that does not fit this run (iteration outside the budget, wrong shapes)."""
+
+
 def check_positive(value, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
     """``value`` as a float, or a ``ValueError`` naming ``name`` unless it is positive (or zero) and finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = float(value)
         else:
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            raise OptionError(f"{name} must be a number, got {type(value).__name__}")
     v = float(value)
     ok = (v >= 0 if allow_zero else v > 0) and (math.isfinite(v) or (allow_inf and v == math.inf))
     if not ok:
@@ -55,7 +67,7 @@ def check_positive(value, name: str, *, allow_zero: bool = False, allow_inf: boo
 def check_int(value, name: str, *, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, or a ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        raise OptionError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
@@ -263,11 +275,11 @@ class Tracker:
         self.history.record(**rec)
         self.bar.update(1)
         # the bar shows the latest objective and PSNR (recorded at different strides)
-        for key, fmt in (("objective", "{:.4g}"), ("psnr", "{:.2f}")):
+        for key, label, fmt in (("objective", "obj", "{:.4g}"), ("psnr", "psnr", "{:.2f}")):
             if rec.get(key) is not None:
-                self._postfix[key] = fmt.format(rec[key])
+                self._postfix[label] = fmt.format(rec[key])
         if self._postfix and (last or iteration % 5 == 0 or "psnr" in rec):
-            self.bar.set_postfix(self._postfix, refresh=False)
+            self.bar.set_postfix(self._postfix, refresh=last)
         if self.callback is not None:
             return bool(self.callback(iteration, x, self.history))
         return False
@@ -284,8 +296,11 @@ class Tracker:
             raise TypeError(f"resume_state must be a dict from state_callback, got {type(resume_state).__name__}")
         missing = [k for k in ("iteration", *required) if k not in resume_state]
         if missing:
-            raise ValueError(f"resume_state lacks {missing}: not a state of solver {self.name!r}")
-        start = int(resume_state["iteration"]) + 1
+            raise ResumeStateError(f"resume_state lacks {missing}: not a state of solver {self.name!r}")
+        it = resume_state["iteration"]
+        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < self.n_iter:
+            raise ResumeStateError(f"iteration {it!r} is outside this run's 0..{self.n_iter - 1}")
+        start = int(it) + 1
         series = resume_state.get("history") or {}
         restored = History.from_dict({k: v for k, v in series.items() if k != "meta"})
         restored.meta = self.history.meta
@@ -310,9 +325,20 @@ class Tracker:
             for name, now in current.items():
                 saved = resume_state[name]
                 if isinstance(now, torch.Tensor):
-                    values[name] = torch.as_tensor(saved).to(device=now.device, dtype=now.dtype)
+                    saved = torch.as_tensor(saved)
+                    if tuple(saved.shape) != tuple(now.shape):
+                        raise ResumeStateError(f"{name} has shape {tuple(saved.shape)}, this run's is "
+                                               f"{tuple(now.shape)}")
+                    if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+                        raise ResumeStateError(f"{name} contains NaN or Inf")
+                    values[name] = saved.to(device=now.device, dtype=now.dtype)
                 else:
-                    values[name] = type(now)(saved)
+                    try:
+                        values[name] = type(now)(saved)
+                    except (TypeError, ValueError):
+                        raise ResumeStateError(f"{name} is {saved!r}, expected a {type(now).__name__}") from None
+                    if isinstance(values[name], float) and not math.isfinite(values[name]):
+                        raise ResumeStateError(f"{name} is {saved!r}")
         first = next((v for v in values.values() if isinstance(v, torch.Tensor)), None)
         if first is not None:
             self.start(first)
@@ -338,7 +364,8 @@ def check_state_callback(state_callback) -> None:
                         f"got {type(state_callback).__name__}")
 
 
-__all__ = ["Callback", "check_state_callback", "NonFiniteIterateError", "Tracker", "call_denoiser", "check_int",
+__all__ = ["Callback", "check_state_callback", "NonFiniteIterateError", "OptionError", "ResumeStateError", "Tracker",
+           "call_denoiser", "check_int",
            "check_measurement",
            "check_positive", "check_x0", "clamp_sigma", "initial_point", "move_denoiser", "progress_bar",
            "resolve_device", "use_progress"]
