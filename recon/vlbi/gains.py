@@ -30,12 +30,17 @@ def apply_gains(vis, gains: np.ndarray, data: VLBIData) -> np.ndarray:
 
 
 def selfcal(data: VLBIData, model_vis, *, mode: str = "amp+phase", gain_sigma: float = 0.2, sys_noise: float = 0.0,
-            n_iter: int = 100, min_uv: float = 0.0) -> np.ndarray:
-    """Station gains per scan that best map ``model_vis`` onto the data.
+            n_iter: int = 100, min_uv: float = 0.0, tol: float = 1e-10) -> np.ndarray:
+    """Station gains per scan that best map ``model_vis`` onto the data (StEFCal iterations).
 
-    Minimises ``Σ |V − g_i conj(g_j) V_model|² / σ² + Σ (log|g|/gain_sigma)²`` over the gains
-    (L-BFGS, all scans at once).  A common phase of all stations of a scan cancels in every
-    visibility; a tiny penalty on the phases pins it (to the smallest-norm solution).
+    Minimises ``Σ w |V_ij − g_i conj(g_j) M_ij|² + Σ λ_i ||g_i| − 1|²`` over complex gains, one
+    set per scan, with the alternating per-station least-squares update of StEFCal (Salvini &
+    Wijnholds 2014): ``g_i ← (Σ_j w V_ij g_j conj(M_ij) + λ_i u_i) / (Σ_j w |g_j M_ij|² + λ_i)`` with
+    ``u_i = g_i/|g_i|`` (the prior acts on the amplitude only),
+    averaged with the previous iterate every second step (its damping).  ``λ = 1/gain_sigma²``
+    (the data term being a χ²): a Gaussian prior of width ``gain_sigma`` on the amplitudes that keeps a
+    station seen on few or faint baselines from running off.  Closed-form updates
+    make it fast (all scans at once; seconds for a day of EHT data).
 
     Parameters
     ----------
@@ -43,15 +48,17 @@ def selfcal(data: VLBIData, model_vis, *, mode: str = "amp+phase", gain_sigma: f
     model_vis : complex array (n,)
         The current image's visibilities at the data's (u, v).
     mode : {"amp+phase", "phase", "amp"}
+        Which part of the gains is solved (the other is kept at 1 / 0).
     gain_sigma : float
-        Prior σ of the log-amplitude gains (fraction).
+        Prior width of the gain amplitudes around 1.
     sys_noise : float
         Fractional systematic error added to σ.
     n_iter : int
-        L-BFGS iterations.
+        Maximum iterations.
     min_uv : float
-        Baselines shorter than this (wavelengths) are not used (intra-site baselines carry flux
-        outside the field).
+        Baselines shorter than this (wavelengths) are not used.
+    tol : float
+        Stop when the gains change by less than this (max abs).
 
     Returns
     -------
@@ -60,35 +67,40 @@ def selfcal(data: VLBIData, model_vis, *, mode: str = "amp+phase", gain_sigma: f
     """
     if mode not in ("amp+phase", "phase", "amp"):
         raise ValueError(f"mode must be 'amp+phase', 'phase' or 'amp', got {mode!r}")
-    n_scan, n_sta = int(data.scan.max()) + 1, max(data.n_stations, int(max(data.ant1.max(), data.ant2.max())) + 1)
-    vis = torch.from_numpy(data.vis)
-    vm = torch.as_tensor(np.asarray(model_vis), dtype=torch.complex128).reshape(-1)
-    sig = torch.from_numpy(np.sqrt(data.sigma**2 + (sys_noise * np.abs(data.vis)) ** 2))
-    use = torch.from_numpy(data.uvdist >= min_uv).to(torch.float64)
-    la = torch.zeros(n_scan, n_sta, dtype=torch.float64, requires_grad=mode != "phase")
-    ph = torch.zeros(n_scan, n_sta, dtype=torch.float64, requires_grad=mode != "amp")
-    params = [p for p in (la, ph) if p.requires_grad]
-    opt = torch.optim.LBFGS(params, max_iter=n_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-10,
-                            tolerance_change=1e-14, history_size=20)
-    n = float(use.sum().clamp_min(1.0))
-
-    def closure():
-        opt.zero_grad()
+    n_scan = int(data.scan.max()) + 1
+    n_sta = max(data.n_stations, int(max(data.ant1.max(), data.ant2.max())) + 1)
+    m = np.asarray(model_vis, dtype=np.complex128).reshape(-1)
+    sig = np.sqrt(data.sigma**2 + (sys_noise * np.abs(data.vis)) ** 2)
+    w = np.where(data.uvdist >= min_uv, 1.0 / sig**2, 0.0)
+    # both directions of every baseline: station i sees V_ij with partner j (and conj for the reverse)
+    s = np.concatenate([data.scan, data.scan])
+    i = np.concatenate([data.ant1, data.ant2])
+    j = np.concatenate([data.ant2, data.ant1])
+    v = np.concatenate([data.vis, np.conj(data.vis)])
+    mm = np.concatenate([m, np.conj(m)])
+    ww = np.concatenate([w, w])
+    flat_i = s * n_sta + i
+    size = n_scan * n_sta
+    lam = 1.0 / gain_sigma**2  # MAP with a Gaussian prior: the data term is a chi^2 (weights 1/sigma^2)
+    g = np.ones(size, dtype=np.complex128)
+    for it in range(n_iter):
+        gj = g[s * n_sta + j]
+        z = gj * np.conj(mm)  # V_ij ≈ g_i conj(g_j M_ij)... so g_i ≈ V_ij / conj(g_j M_ij)
+        num = np.bincount(flat_i, (ww * v * z).real, size) + 1j * np.bincount(flat_i, (ww * v * z).imag, size)
+        den = np.bincount(flat_i, ww * np.abs(z) ** 2, size)
+        unit = g / np.maximum(np.abs(g), 1e-300)  # the prior pulls the amplitude to 1, not the phase
+        new = (num + lam * unit) / (den + lam)
         if mode == "phase":
-            # phase-only: fit phases of the data to the model, ignoring amplitude mismatch
-            g = gain_factors(la, ph, data)
-            r = vis / (vis.abs() + 1e-30) - g * vm / (vm.abs() + 1e-30)
-            loss = ((r.abs() ** 2) * (vis.abs() / sig) ** 2 * use).sum() / n
-        else:
-            r = vis - gain_factors(la, ph, data) * vm
-            loss = ((r.abs() / sig) ** 2 * use).sum() / n
-        loss = loss + ((la / gain_sigma) ** 2).sum() / n + 1e-6 * (ph**2).sum() / n
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return torch.polar(torch.exp(la), ph).numpy()
+            new = np.exp(1j * np.angle(new))
+        elif mode == "amp":
+            new = np.abs(new).astype(np.complex128)
+        if it % 2 == 1:
+            new = 0.5 * (new + g)
+        done = np.max(np.abs(new - g)) < tol
+        g = new
+        if done:
+            break
+    return g.reshape(n_scan, n_sta)
 
 
 __all__ = ["apply_gains", "gain_factors", "selfcal"]

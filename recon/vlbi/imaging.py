@@ -82,24 +82,43 @@ def _op(data, npix, psize):
 
 
 class _Fitter:
-    """Minimise ``Σ α_d χ²_d + Σ β_r R_r`` over ``θ`` with ``x = F softmax(θ)`` (L-BFGS)."""
+    """Minimise ``Σ α_d χ²_d + Σ β_r R_r`` over ``θ`` with ``x = F softmax(θ)`` (L-BFGS).
+
+    With ``gain_sigma`` the station log-gain amplitudes per scan are fitted jointly with the image
+    (they scale the model of the amplitude term, ``|g_i||g_j||V_m|``) under the prior
+    ``α_amp Σ (log|g|/gain_sigma)² / N_amp``; with ``free_flux`` the total flux is a variable too.
+    """
 
     def __init__(self, data, terms: DataTerms, op, *, data_w: dict, reg_w: dict, prior_img, flux: float,
-                 gains=None, hqs=None, free_flux: bool = False):
+                 gains=None, hqs=None, free_flux: bool = False, gain_sigma: float | None = None):
         self.data, self.terms, self.op = data, terms, op
         self.free_flux = free_flux
         self.log_flux = torch.tensor(math.log(flux), dtype=torch.float64, requires_grad=free_flux)
         self.data_w, self.reg_w = data_w, reg_w
         self.prior_img, self.flux, self.gains, self.hqs = prior_img, flux, gains, hqs
+        self.gain_sigma = gain_sigma
+        n_scan, n_sta = int(data.scan.max()) + 1, int(max(data.ant1.max(), data.ant2.max())) + 1
+        self.log_gain = torch.zeros(n_scan, n_sta, dtype=torch.float64, requires_grad=gain_sigma is not None)
+        self._idx = (torch.as_tensor(data.scan), torch.as_tensor(data.ant1), torch.as_tensor(data.ant2))
 
     def image(self, theta):
         n = self.op.image_shape[0]
         return torch.exp(self.log_flux) * torch.softmax(theta.reshape(-1), 0).reshape(n, n)
 
+    def gain_factors(self):
+        """``|g_i||g_j|`` per visibility (or the fixed complex gains given), None without gains."""
+        if self.gain_sigma is None:
+            return self.gains
+        s, a1, a2 = self._idx
+        return torch.exp(self.log_gain[s, a1] + self.log_gain[s, a2]).to(torch.complex128)
+
     def loss(self, x):
         vm = self.op(x[None, None])[0, 0]
-        chi = self.terms.chi2(vm, products=tuple(self.data_w), gains=self.gains)
+        chi = self.terms.chi2(vm, products=tuple(self.data_w), gains=self.gain_factors())
         loss = sum(self.data_w[k] * v for k, v in chi.items())
+        if self.gain_sigma is not None:
+            loss = loss + self.data_w.get("amp", 1.0) * ((self.log_gain / self.gain_sigma) ** 2).sum() \
+                / self.terms.n_use
         xhat = x / x.sum()
         for name, w in self.reg_w.items():
             if w:
@@ -111,7 +130,8 @@ class _Fitter:
 
     def run(self, x0, n_iter: int):
         theta = torch.log(x0.clamp_min(1e-12 * float(x0.max()))).reshape(-1).clone().requires_grad_(True)
-        params = [theta, self.log_flux] if self.free_flux else [theta]
+        params = [theta] + ([self.log_flux] if self.free_flux else []) \
+            + ([self.log_gain] if self.gain_sigma is not None else [])
         opt = torch.optim.LBFGS(params, max_iter=n_iter, line_search_fn="strong_wolfe", history_size=20,
                                 tolerance_grad=1e-9, tolerance_change=1e-12)
 
@@ -157,7 +177,8 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
                denoiser=None, prior_fwhm_uas: float | None = None, flux: float | None = None,
                min_uv: float = 1e8, sys_noise: float = 0.01, closure_weight: float = 10.0, amp_weight: float = 1.0,
                reg_scale: float = 1.0, n_iter: int = 300, selfcal_rounds: int = 2, gain_sigma: float = 0.2,
-               hqs_sigmas=(0.1, 0.05, 0.02), coord_steps: int = 400, seed: int = 0, callback=None) -> tuple:
+               hqs_sigmas=(0.1, 0.05, 0.02), coord_steps: int = 400, reg_weights: dict | None = None, x0=None,
+               seed: int = 0, callback=None) -> tuple:
     """Image one observation; returns ``(image (npix, npix) Jy/pixel, info)``.
 
     Parameters
@@ -192,6 +213,8 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
         Denoiser levels of the plug-and-play rounds (on the image scaled to max 1).
     coord_steps : int
         Adam steps of the coordinate-network fit.
+    reg_weights : dict, optional
+        ``{regulariser: weight}`` replacing the prior's own weights (:data:`REG_PRIORS`).
 
     Returns
     -------
@@ -216,8 +239,11 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
     f0 = float(flux) if flux is not None else estimate_flux(data, min_uv=min_uv)
     fwhm = (prior_fwhm_uas / UAS_PER_RAD) if prior_fwhm_uas else fov / 4
     base = REG_PRIORS.get(prior_name, {"mem": 1.0, "tsv": 0.1})
-    if prior_name == "none":
-        base = {"mem": 0.1}
+    if reg_weights is not None:  # explicit weights replace the prior's table entry
+        unknown = set(reg_weights) - {"mem", "tv", "tsv", "l1", "flux"}
+        if unknown:
+            raise ValueError(f"reg_weights: unknown regulariser(s) {sorted(unknown)}")
+        base = dict(reg_weights)
     reg = {k: v * reg_scale for k, v in base.items()}
     cw = {"cphase": closure_weight, "logcamp": closure_weight}
     rounds = []
@@ -232,7 +258,11 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
     # ---- round 1: closures at half resolution
     n1 = max(8, npix // 2)
     op1 = _op(data, n1, fov / n1)
-    p1 = gaussian_image(n1, fov / n1, fwhm, f0)
+    if x0 is not None:  # a start (and round-1 prior) image on the full grid, resampled to the coarse one
+        x0t = torch.as_tensor(np.asarray(x0, dtype=np.float64).reshape(npix, npix)).clamp_min(0)
+        p1 = _upsample(x0t + 1e-3 * float(x0t.max()), n1) * (f0 / float(x0t.sum()))
+    else:
+        p1 = gaussian_image(n1, fov / n1, fwhm, f0)
     fit = _Fitter(data, terms, op1, data_w=cw, reg_w=reg, prior_img=p1, flux=f0)
     x = fit.run(p1, n_iter)
     record("closures-low", x, fit)
@@ -261,22 +291,23 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
                             flux=f0, x0=x, n_steps=coord_steps, seed=seed)
         fit = _Fitter(data, terms, op, data_w=cw, reg_w={}, prior_img=prior_img, flux=f0)
         record("coordinate", x, fit)
-    # ---- amplitudes with self-calibrated gains
-    gains = None
+    # ---- amplitudes: image and station gain amplitudes fitted jointly, blurred between rounds
     flux_fit = f0
-    for k in range(selfcal_rounds):
+    if prior_name != "coordinate" and denoiser is None:
+        for k in range(selfcal_rounds):
+            start = blur(x, 0.5 * res / psize) if k else x
+            fit = _Fitter(data, terms, op, data_w={**cw, "amp": amp_weight}, reg_w=reg, prior_img=prior_img,
+                          flux=flux_fit, free_flux=True, gain_sigma=gain_sigma)
+            x = fit.run(start, n_iter)
+            flux_fit = float(x.sum())
+            record(f"amplitudes-{k + 1}", x, fit)
+    # ---- self-calibration: complex station gains per scan against the final image (reported, and used
+    # for the vis/amp chi^2 of the final image)
+    gains = None
+    if selfcal_rounds:
         with torch.no_grad():
             vm = op(x[None, None])[0, 0].numpy()
         gains = selfcal(data, vm, mode="amp+phase", gain_sigma=gain_sigma, sys_noise=sys_noise, min_uv=min_uv)
-        gfac = torch.as_tensor(gains[data.scan, data.ant1] * np.conj(gains[data.scan, data.ant2]))
-        if prior_name == "coordinate" or denoiser is not None:
-            break  # the learned priors' images are kept; the gains are reported against them
-        w = {**cw, "amp": amp_weight}
-        fit = _Fitter(data, terms, op, data_w=w, reg_w=reg, prior_img=prior_img, flux=flux_fit, gains=gfac,
-                      free_flux=True)
-        x = fit.run(x, n_iter)
-        flux_fit = float(x.sum())
-        record(f"selfcal-{k + 1}", x, fit)
     # ---- final χ² of every product
     with torch.no_grad():
         vm = op(x[None, None])[0, 0]
