@@ -579,15 +579,17 @@ class Radon(LinearOperator):
                     backend="numba" if (sinogram.device.type == "cpu" and _numba_available()) else "torch")
 
     def geometry(self):
-        return {
+        g = {
             "image_shape": (list(self.image_shape), "pixel"),
             "angles": (self.angles.detach().cpu().to(torch.float64).numpy().copy(), "rad"),
             "channels": (self.channels, "1"),
             "n_detectors": (self.n_detectors, "1"),
             "detector_spacing": (self.detector_spacing, "pixel"),
             "center": (self.center, "pixel"),  # a detector column coordinate (detector pixels)
-            "detector_pixel_size": (self.detector_pixel_size, "m"),  # None (unknown) is omitted from files
         }
+        if self.detector_pixel_size is not None:  # physical metadata, only when known
+            g["detector_pixel_size"] = (self.detector_pixel_size, "m")
+        return g
 
     @classmethod
     def from_geometry(cls, g):

@@ -19,6 +19,7 @@ _LAZY = {
     "save_reconstruction": "recon.api",
     "load_reconstruction": "recon.api",
     "simulate": "recon.api",
+    "import_scan": "recon.importers.tomography",
     "Measurement": "recon.io",
     "Reconstruction": "recon.io",
     "MeasurementFileError": "recon.io",

@@ -180,7 +180,7 @@ def test_geometry_round_trips_through_hdf5(tmp_path):
     m = Measurement.from_operator(op, op(x))
     write_measurement(tmp_path / "m.h5", m)
     back = read_measurement(tmp_path / "m.h5")
-    assert back.geometry_units["center"] == "detector pixel" and back.geometry_units["detector_pixel_size"] == "m"
+    assert back.geometry_units["center"] == "pixel" and back.geometry_units["detector_pixel_size"] == "m"
     assert back.geometry_units["detector_spacing"] == "pixel"
     op2 = back.operator()
     assert (op2.center, op2.detector_spacing, op2.n_detectors, op2.image_shape) == (13.27, 1.25, 31, op.image_shape)
