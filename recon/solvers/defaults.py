@@ -45,6 +45,7 @@ DEFAULTS: dict[tuple, dict] = {
                               lr_schedule="cosine"),
     ("coordinate", "denoise"): dict(CPU_COORDINATE),
     ("coordinate", "blur"): dict(CPU_COORDINATE),
+    ("coordinate", "blackhole"): dict(CPU_COORDINATE),
     # ------------------------------------------------------------------ denoising (identity operator)
     # one denoiser call at σ is the MAP estimate; beat the 8-level DPIR schedule (tune_solvers.py --task denoise)
     ("pnp-admm", "denoise"): dict(lam_per_sigma2=1.0, lam=1e-3, rho=1.0, n_iter=1, rho_schedule="fixed"),
