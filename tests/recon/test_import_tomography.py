@@ -216,3 +216,16 @@ def test_bad_options(dx, tmp_path):
         recon.import_scan(dx.path, rows="1-2")
     with pytest.raises(ValueError, match="outside the detector"):
         recon.import_scan(dx.path, center=500)
+
+
+def test_count_weights_reach_the_solver(dx):
+    """Uniform weights reproduce the unweighted solve; the imported count weights change it."""
+    m = recon.import_scan(dx.path, slice=1, center=70.0, bin_detector=2, bin_angles=2)
+    w = m.weights.copy()
+    weighted = recon.reconstruct(m, solver="cg", iterations=8, threads=1).x
+    m.weights = np.ones_like(w)
+    uniform = recon.reconstruct(m, solver="cg", iterations=8, threads=1).x
+    m.weights = None
+    plain = recon.reconstruct(m, solver="cg", iterations=8, threads=1).x
+    assert np.abs(uniform - plain).max() <= 1e-5 * np.abs(plain).max()
+    assert np.linalg.norm(weighted - plain) >= 1e-2 * np.linalg.norm(plain)
