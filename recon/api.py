@@ -37,6 +37,8 @@ from .io import (
 # priors.load_denoiser knows is treated the same way; "none" and "coordinate" are special.
 NO_PRIOR = "none"
 COORDINATE_PRIOR = "coordinate"
+#: The prior chosen from the measurement (:func:`auto_prior`): on CT the measured better of drunet / drunet-ct.
+AUTO_PRIOR = "auto"
 
 
 class SolverError(RuntimeError):
@@ -100,6 +102,31 @@ def default_solver(prior: str, measurement: Measurement | None = None) -> str:
 
 # Forward models on which denoiser priors default to HQS (see default_solver).
 _DENOISER_SOLVER = {"denoise": "hqs", "blur": "hqs"}
+
+
+def auto_prior(measurement: Measurement) -> tuple[str, str]:
+    """``(prior, why)``: the learned prior measured best for this measurement.
+
+    Sparse-view CT (``radon``): ``drunet-ct`` or ``drunet`` from the table of
+    :data:`recon.solvers.defaults.CT_PRIOR_GAIN` (held-out Train400, by image size, views and noise
+    relative to the sinogram's peak), the nearest measured condition deciding; other image
+    problems: ``drunet``.
+    """
+    m = measurement
+    if m.forward_model == "radon":
+        from .solvers.defaults import ct_prior
+
+        size = int(max(m.ground_truth.shape[-2:])) if m.ground_truth is not None else int(m.y.shape[-2] / 1.42)
+        if m.geometry.get("image_shape") is not None:
+            size = int(max(np.asarray(m.geometry["image_shape"]).ravel()))
+        views = int(m.y.shape[-1])
+        peak = float(np.abs(m.y).max()) or 1.0
+        noise = float(m.sigma) / peak if m.sigma else 0.01
+        prior, gain, cell = ct_prior(size, views, noise)
+        return prior, (f"auto: {prior} for CT at {size}px, {views} views, noise {100 * noise:.2g}% of the peak "
+                       f"(nearest measured condition {cell[0]}px/{cell[1]} views/{100 * cell[2]:g}%: drunet-ct "
+                       f"{gain:+.2f} dB over drunet; recon/solvers/defaults.py CT_PRIOR_GAIN)")
+    return "drunet", "auto: drunet (the Gaussian denoiser; drunet-ct is for CT only)"
 
 
 def prior_is_denoiser(prior: str) -> bool:
@@ -199,25 +226,20 @@ def save_reconstruction(reconstruction: Reconstruction, path: str | os.PathLike,
     """Write ``reconstruction`` atomically to ``path`` (HDF5) and a PNG preview beside it.
 
     ``inputs`` are paths the output must not overwrite (the measurement's own path is
-    always protected).  The preview is rendered before anything is written, so a
-    failure leaves neither file.
+    always protected).  The .h5 and its preview are written all-or-nothing: after any
+    failure both are as they were.
     """
-    from .io import atomic_path, check_output_path
+    from .io import check_output_path
 
     protect = list(inputs)
     if reconstruction.measurement.path:
         protect.append(reconstruction.measurement.path)
     check_output_path(path, protect)
-    png_path = Path(path).with_suffix(".png")
     png = None
     if preview:
-        check_output_path(png_path, protect, what="preview")
+        check_output_path(Path(path).with_suffix(".png"), protect, what="preview")
         png = preview_png(reconstruction)
-    out = write_reconstruction(path, reconstruction, inputs=protect)
-    if png is not None:
-        with atomic_path(png_path) as tmp:
-            tmp.write_bytes(png)
-    return out
+    return write_reconstruction(path, reconstruction, inputs=protect, preview=png)
 
 
 def display_image(arr: np.ndarray) -> np.ndarray:
@@ -524,6 +546,9 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
     if not isinstance(measurement, Measurement):
         measurement = read_measurement(measurement)
     m = measurement
+    prior_choice = ""
+    if prior == AUTO_PRIOR:
+        prior, prior_choice = auto_prior(m)
     if solver in (None, "auto"):
         solver = default_solver(prior, m)
     fn = get_solver(solver)
@@ -615,9 +640,11 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
         "generator": "recon.reconstruct",
         "seed": seed,
         "config": {"solver": solver, "prior": prior, "options": opts,
+                   **({"prior_choice": prior_choice} if prior_choice else {}),
                    **({"weights": str(weights), "weights_sha256": wsha} if weights is not None else {})},
-        "parents": [{"path": str(m.path), "sha256": sha256_file(m.path)}] if m.path and Path(m.path).is_file()
-        else [],
+        # the hash of the bytes that were read (m.sha256), not of the file as it is after the run
+        "parents": [{"path": str(m.path), "sha256": m.sha256 or sha256_file(m.path)}]
+        if m.path and (m.sha256 or Path(m.path).is_file()) else [],
         "command": "",
     }
     return Reconstruction(x=x, measurement=m, solver=solver, prior=prior, options=opts, history=hist,

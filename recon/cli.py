@@ -30,12 +30,13 @@ def solver_names() -> tuple[str, ...]:
 
 
 def prior_names() -> tuple[str, ...]:
-    """``--prior`` choices: every denoiser ``priors.load_denoiser`` knows, ``coordinate`` and ``none``."""
+    """``--prior`` choices: every denoiser ``priors.load_denoiser`` knows, ``coordinate``, ``none`` and
+    ``auto`` (the learned prior measured best for the file, :func:`recon.api.auto_prior`)."""
     from priors import DENOISERS
 
-    from .api import COORDINATE_PRIOR, NO_PRIOR
+    from .api import AUTO_PRIOR, COORDINATE_PRIOR, NO_PRIOR
 
-    return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR)
+    return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, AUTO_PRIOR)
 
 
 class BadInput(ValueError):
@@ -133,7 +134,9 @@ def cmd_simulate(args, argv) -> int:
         from .simulate_blackhole import hotspot_truth
 
         op = api.build_operator("blackhole", spin=args.spin, inclination=args.inclination, frames=args.frames,
-                                observation=args.observation, size=args.size, geometry=geometry)
+                                observation=args.observation, size=args.size, geometry=geometry,
+                                stokes=args.stokes, magnetic_field=args.magnetic_field,
+                                polarized_fraction=args.polarized_fraction)
         truth = hotspot_truth(op, kind=args.emission)
     else:
         image = args.image or "camera"
@@ -205,6 +208,9 @@ def cmd_run(args, argv) -> int:
     else:
         r = api.reconstruct(m, solver=solver, prior=args.prior, device=device, seed=args.seed,
                             threads=threads, dtype=args.dtype, x0=x0, progress=progress, **options)
+    choice = r.provenance.get("config", {}).get("prior_choice")
+    if choice and not args.quiet:
+        print(choice, file=sys.stderr)
     r.provenance["generator"] = "recon run"
     if args.x0:  # the start point is an input of the run: name it and its content
         r.provenance["parents"].append({"path": str(args.x0), "sha256": x0_sha, "role": "x0"})
@@ -212,7 +218,13 @@ def cmd_run(args, argv) -> int:
     api.save_reconstruction(r, out, inputs=inputs)
     if args.fits:
         info = fits_annotations(r, _sky_image(r, sky), command=_command_line(argv), input_path=args.input)
-        write_fits(args.fits, info.pop("image"), overwrite_inputs=[*inputs, out], **info)
+        image = info.pop("image")
+        if len(getattr(image, "shape", ())) == 3:  # polarized model: (I, Q, U) planes on a STOKES axis
+            from .stokes_fits import write_stokes_fits
+
+            write_stokes_fits(args.fits, image, overwrite_inputs=[*inputs, out], **info)
+        else:
+            write_fits(args.fits, image, overwrite_inputs=[*inputs, out], **info)
     if ckpt is not None:
         ckpt.cleanup()
     met = r.metrics
@@ -444,7 +456,8 @@ def _sky_image(r, sky) -> dict:
     op = r.measurement.operator()
     with torch.no_grad():
         img = op.forward(torch.as_tensor(r.x, dtype=torch.float64)[None])[0].numpy()
-    while img.ndim > 2:
+    keep = 3 if getattr(op, "n_stokes", 1) > 1 else 2  # a polarized movie keeps its Stokes axis
+    while img.ndim > keep:
         img = img.mean(axis=0)
     info = dict(sky())
     info["image"] = np.asarray(img)
@@ -611,6 +624,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--frames", type=_positive_int, default=8, help="blackhole: movie frames (default 8)")
     s.add_argument("--observation", default="movie", choices=["movie", "lightcurve", "visibilities"],
                    help="blackhole: what is observed (default movie)")
+    s.add_argument("--stokes", default="I", choices=["I", "IQU"],
+                   help="blackhole: total intensity, or polarized synchrotron emission with a Stokes axis (I, Q, U)")
+    s.add_argument("--magnetic-field", default="vertical",
+                   help="blackhole --stokes IQU: vertical, radial, toroidal or 'b_r,b_z,b_phi' (lab frame, cylindrical)")
+    s.add_argument("--polarized-fraction", type=_finite_float, default=0.85,
+                   help="blackhole --stokes IQU: local linear polarization fraction in [0, 1] (default 0.85)")
     s.add_argument("--geometry", help="any forward model: its constructor arguments as a JSON object")
     noise = s.add_mutually_exclusive_group()
     noise.add_argument("--noise-sigma", type=_finite_float, default=None,

@@ -87,6 +87,38 @@ DEFAULTS: dict[tuple, dict] = {
 }
 
 
+# Which denoiser PnP-ADMM should use on sparse-view CT (recon's prior "auto"): drunet-ct minus drunet in dB,
+# mean PSNR over held-out Train400 392-399 (128) / 392-395 (256), each prior with its own defaults above,
+# keyed (image side, views, noise as a fraction of the clean sinogram's peak).  drunet-ct was adapted at
+# 256 / 60 views / 1%; it wins near that protocol and at 3% noise, and loses with many views at low noise.
+# Measured by: examples/benchmarks/ct_prior_conditions.py --sizes 128 256 --images 392:400 (README table).
+CT_PRIOR_GAIN: dict[tuple[int, int, float], float] = {
+    (128, 30, 0.005): -0.36, (128, 30, 0.01): +0.18, (128, 30, 0.03): -0.15,
+    (128, 60, 0.005): -0.71, (128, 60, 0.01): +0.02, (128, 60, 0.03): +0.28,
+    (128, 120, 0.005): -0.49, (128, 120, 0.01): -0.42, (128, 120, 0.03): +0.34,
+    (128, 180, 0.005): -0.06, (128, 180, 0.01): -0.15, (128, 180, 0.03): +0.26,
+    (256, 30, 0.005): +0.42, (256, 60, 0.005): +0.33, (256, 120, 0.005): -0.91, (256, 180, 0.005): -1.12,
+}
+
+
+def ct_prior(size: int, views: int, noise: float) -> tuple[str, float, tuple]:
+    """``(prior, measured gain of drunet-ct over drunet in dB, the table cell used)`` for a CT problem.
+
+    The nearest measured cell of :data:`CT_PRIOR_GAIN` (distances in log2 of size, views and noise,
+    each scaled by the table's spacing) decides: ``"drunet-ct"`` where it measured better, else
+    ``"drunet"``.
+    """
+    import math
+
+    def dist(cell):
+        s, v, n = cell
+        return (abs(math.log2(max(size, 1) / s)) + abs(math.log2(max(views, 1) / v))
+                + abs(math.log2(max(noise, 1e-6) / n)) / 1.6)
+
+    cell = min(CT_PRIOR_GAIN, key=dist)
+    gain = CT_PRIOR_GAIN[cell]
+    return ("drunet-ct" if gain > 0 else "drunet"), gain, cell
+
 
 def defaults_for(solver: str, forward_model: str | None = None, prior: str | None = None) -> dict:
     """A copy of the default keyword arguments of ``solver`` for ``forward_model`` (and ``prior``)."""
@@ -96,4 +128,4 @@ def defaults_for(solver: str, forward_model: str | None = None, prior: str | Non
     return {}
 
 
-__all__ = ["DEFAULTS", "defaults_for"]
+__all__ = ["CT_PRIOR_GAIN", "DEFAULTS", "ct_prior", "defaults_for"]

@@ -28,7 +28,7 @@ def _listed(parser, dest):
 def test_run_solver_and_prior_choices_are_the_registries():
     run = _subparser("run")
     assert _listed(run, "solver") == set(SOLVERS)
-    assert _listed(run, "prior") == {*priors.DENOISERS, "coordinate", "none"}
+    assert _listed(run, "prior") == {*priors.DENOISERS, "coordinate", "none", "auto"}
     assert _listed(_subparser("compare"), "solver") == set(SOLVERS)
 
 

@@ -133,3 +133,19 @@ def test_pearson_over_support_against_numpy():
     assert pearson_over_support(np.zeros_like(t), t) is None
     assert method_label("tv", "none") == method_label("tv", "tv") == "tv"
     assert method_label("pnp-admm", "drunet") == "drunet (pnp-admm)"
+
+
+def test_auto_prior_follows_the_measured_table():
+    import recon
+    from recon.api import auto_prior, build_operator, load_image
+    from recon.solvers.defaults import CT_PRIOR_GAIN, ct_prior
+
+    for (size, views, noise), gain in CT_PRIOR_GAIN.items():
+        assert ct_prior(size, views, noise)[0] == ("drunet-ct" if gain > 0 else "drunet")
+    img = load_image("shepp-logan", size=40)[0]
+    m = recon.simulate(build_operator("radon", image_shape=(40, 40), angles=24), img, noise_relative=0.02)
+    prior, why = auto_prior(m)
+    # the relative noise seen from the data: sigma over the noisy peak, a little under 2%
+    assert prior == ct_prior(40, 24, m.sigma / float(np.abs(m.y).max()))[0] and "CT_PRIOR_GAIN" in why
+    den = recon.simulate(build_operator("denoise", image_shape=(40, 40)), img, noise_sigma=0.1)
+    assert auto_prior(den)[0] == "drunet"
