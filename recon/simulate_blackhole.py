@@ -29,7 +29,8 @@ def uas_per_M(mass_msun: float = SGRA_MASS_MSUN, distance_kpc: float = SGRA_DIST
 
 def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: int = 8,
                        observation: str = "movie", size: int | None = None, n_samples: int = 64,
-                       grid: int | None = None, fov_M: float = 8.0, minutes: float = 40.0, geometry=None):
+                       grid: int | None = None, fov_M: float = 8.0, minutes: float = 40.0, geometry=None,
+                       stokes: str = "I", magnetic_field="vertical", polarized_fraction: float = 0.85):
     """An ``EmissionTomography`` operator: a ``grid³`` emission volume -> ``frames`` images of ``size²`` rays.
 
     Parameters
@@ -49,6 +50,12 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
         Samples per ray.
     grid : int
         Emission voxels per axis (default ``size``) on ``[-fov_M, fov_M]`` M.
+    stokes : {"I", "IQU"}
+        ``"IQU"``: polarized synchrotron emission, the movie gets a Stokes axis ``(frames, 3, size, size)``.
+    magnetic_field : str or 3 floats
+        ``"vertical"``, ``"radial"``, ``"toroidal"`` or ``"b_r,b_z,b_phi"`` (lab frame, cylindrical).
+    polarized_fraction : float
+        Local linear polarization fraction in [0, 1].
     """
     from forward_models import get_entry
 
@@ -71,7 +78,18 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
     screen = np.linspace(-fov_M, fov_M, size)
     geos = trace_rays(float(spin), float(inclination), screen, screen, n_samples=int(n_samples))
     t_frames = np.linspace(0.0, minutes * 60.0 / SECONDS_PER_M, int(frames))
-    return entry.cls(geos, grid_shape=grid, extent=fov_M, t_frames=t_frames, t_injection=FLARE_T_INJECTION)
+    pol = {}
+    if stokes != "I":
+        field = magnetic_field
+        if isinstance(field, str) and "," in field:
+            try:
+                field = tuple(float(v) for v in field.split(","))
+            except ValueError:
+                raise ValueError(f"magnetic_field must be a name or 'b_r,b_z,b_phi', got {magnetic_field!r}") from None
+        pol = {"stokes": stokes, "magnetic_field": field, "polarized_fraction": float(polarized_fraction)}
+    elif stokes not in ("I", "IQU"):
+        raise ValueError(f"stokes must be 'I' or 'IQU', got {stokes!r}")
+    return entry.cls(geos, grid_shape=grid, extent=fov_M, t_frames=t_frames, t_injection=FLARE_T_INJECTION, **pol)
 
 
 def hotspot_truth(op, *, kind: str = "hotspot", radius: float = 6.0, std: float | None = None) -> np.ndarray:
