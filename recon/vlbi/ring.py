@@ -8,7 +8,7 @@ most uniform (smallest ``std(r_pk)/mean(r_pk)``, a coarse grid then Nelder-Mead)
 * width ``w``: the mean full width at half maximum of the radial profiles around their peak
   (the half maximum above the profile's outer floor);
 * brightness position angle ``η = arg Σ_θ I_ring(θ) e^{iθ}`` (degrees east of north), with
-  ``I_ring(θ)`` the peak brightness of each ray;
+  ``I_ring(θ) = ∫ I(r, θ) r dr`` over the ring band ``|r − d/2| ≤ max(w, 2 px)/2``;
 * fractional central depression ``f_c = mean I(r ≤ 5 µas) / mean I_ring`` (0: empty centre).
 
 Image convention (recon's): row 0 north, column 0 east; pixel size in µas.
@@ -125,9 +125,14 @@ def extract_ring(image, psize_uas: float, *, r_min_uas: float = 5.0, r_max_uas: 
 
         widths.append(cross(hi - 1, hi) - cross(lo, lo + 1) if p[lo] <= half and p[hi] <= half else np.nan)
     width = float(np.nanmean(widths)) if np.any(np.isfinite(widths)) else float("nan")
-    z = (peak * np.exp(1j * thetas)).sum()
+    # brightness along the ring: each ray's flux within the ring band |r − d/2| <= max(w, 2 px)/2 (REx's
+    # first angular moment over the band, steadier than the single peak pixel of each ray)
+    half_band = 0.5 * max(width if np.isfinite(width) else 0.0, 2 * psize_uas)
+    band = np.abs(radii - rpk.mean()) <= half_band
+    along = (prof[:, band] * radii[band][None, :]).sum(axis=1)
+    z = (along * np.exp(1j * thetas)).sum()
     pa = float(np.degrees(np.angle(z)) % 360.0)
-    asym = float(abs(z) / max(peak.sum(), 1e-30))
+    asym = float(abs(z) / max(along.sum(), 1e-30))
     centre_vals = _polar(img, psize_uas, center, np.arange(0.0, 5.0 + 1e-9, psize_uas / 4), thetas)
     fc = float(centre_vals.mean() / max(peak.mean(), 1e-30))
     return RingFit(diameter_uas=float(2 * rpk.mean()), width_uas=width, position_angle_deg=pa,
