@@ -6,7 +6,7 @@ Imports the UVFITS file (scan-averaged, 64x64 pixels over 160 µas), runs the ``
 (closure phases + log closure amplitudes, blur and re-image, amplitudes with self-calibrated
 station gains) with each prior (mem, tv, tsv, l1, drunet, coordinate), measures the ring of each
 image (recon.vlbi.ring) and writes ``eht_m87.png`` and ``eht_m87.md`` (reduced χ² and ring per prior).
-``--quick`` uses fewer iterations.  The file is ../shared/data/eht_m87_2017/ relative to the repository.
+``--quick`` fits the coordinate network with fewer steps.  The file is ../shared/data/eht_m87_2017/ relative to the repository.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--uvfits", default=str(DEFAULT), help="the UVFITS file (default: the shared 5 April file)")
     ap.add_argument("--out", default=".", help="output folder (default: the current one)")
-    ap.add_argument("--quick", action="store_true", help="fewer iterations (about a minute in all)")
+    ap.add_argument("--quick", action="store_true", help="fewer coordinate-network steps")
     ap.add_argument("--priors", default=",".join(PRIORS))
     args = ap.parse_args(argv)
     import numpy as np
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     m = recon.import_uvfits(args.uvfits)
     ps = float(m.geometry["psize_rad"]) * UAS_PER_RAD
-    opts = dict(n_iter=100, selfcal_rounds=1, coord_steps=150) if args.quick else {}
+    opts = dict(coord_steps=150) if args.quick else {}
     results = []
     for prior in [p.strip() for p in args.priors.split(",") if p.strip()]:
         t0 = time.perf_counter()

@@ -39,7 +39,7 @@ from .objective import DataTerms, blur, gaussian_image, regulariser
 #: the built-in regulariser priors and their weights (beside the data's)
 REG_PRIORS = {
     "mem": {"mem": 1.0, "tsv": 0.1},
-    "tv": {"tv": 1.0, "mem": 0.1},
+    "tv": {"tv": 0.1, "mem": 0.1},  # tv at weight 1 (its n/4 normalisation) flattened the ring into a blob
     "tsv": {"tsv": 1.0, "mem": 0.1},
     "l1": {"l1": 1.0, "mem": 0.3, "tsv": 0.1},
 }
@@ -165,7 +165,8 @@ class _Fitter:
             return self.image(theta).detach()
 
 
-def _fit_coordinate(data, terms, op, *, data_w, reg_w, prior_img, flux, x0, n_steps, seed=0, lr=2e-3):
+def _fit_coordinate(data, terms, op, *, data_w, reg_w, prior_img, flux, x0, n_steps, seed=0, lr=2e-3,
+                    gain_sigma=None):
     """Coordinate network ``x = F softmax(f_θ(coords))``: first fitted to ``log x0``, then to the data."""
     from priors.coordinate import image_field
 
@@ -180,8 +181,10 @@ def _fit_coordinate(data, terms, op, *, data_w, reg_w, prior_img, flux, x0, n_st
         loss = ((out - out.mean() - target) ** 2).mean()
         loss.backward()
         opt.step()
-    fitter = _Fitter(data, terms, op, data_w=data_w, reg_w=reg_w, prior_img=prior_img, flux=flux)
-    opt = torch.optim.Adam(field.parameters(), lr=lr)
+    fitter = _Fitter(data, terms, op, data_w=data_w, reg_w=reg_w, prior_img=prior_img, flux=flux,
+                     gain_sigma=gain_sigma)
+    params = list(field.parameters()) + ([fitter.log_gain] if gain_sigma is not None else [])
+    opt = torch.optim.Adam(params, lr=lr)
     for _ in range(n_steps):
         opt.zero_grad()
         x = fitter.image(field.render())
@@ -189,7 +192,7 @@ def _fit_coordinate(data, terms, op, *, data_w, reg_w, prior_img, flux, x0, n_st
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return fitter.image(field.render()).detach()
+        return fitter.image(field.render()).detach(), fitter
 
 
 def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | None = None, prior="mem",
@@ -294,7 +297,19 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
     x = fit.run(xb, n_iter)
     record("closures", x, fit)
     prior_img = xb
-    # ---- learned priors on the closure data
+    # ---- amplitudes: image and station gain amplitudes fitted jointly, blurred between rounds
+    flux_fit = f0
+    aw = {**cw, "amp": amp_weight}
+    for k in range(selfcal_rounds):
+        start = blur(recenter(x), 0.5 * res / psize) if k else recenter(x)
+        fit = _Fitter(data, terms, op, data_w=aw, reg_w=reg, prior_img=prior_img, flux=flux_fit, free_flux=True,
+                      gain_sigma=gain_sigma)
+        x = fit.run(start, n_iter)
+        flux_fit = float(x.sum())
+        record(f"amplitudes-{k + 1}", x, fit)
+    data_w = aw if selfcal_rounds else cw
+    gsig = gain_sigma if selfcal_rounds else None
+    # ---- learned priors, from the MEM image, on the same data (amplitudes with joint gains)
     if denoiser is not None:
         for s in hqs_sigmas:
             scale = float(x.max())
@@ -302,25 +317,15 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
                 z = denoiser(x[None, None].to(torch.float32) / scale, float(s))[0, 0].to(torch.float64) * scale
             z = z.clamp_min(0) + 1e-9 * scale
             # the coupling grows as the denoiser level falls (HQS: mu ~ 1/sigma^2)
-            fit = _Fitter(data, terms, op, data_w=cw, reg_w={"mem": 0.1 * reg_scale}, prior_img=prior_img, flux=f0,
-                          hqs=(0.01 * reg_scale / s**2, z))
+            fit = _Fitter(data, terms, op, data_w=data_w, reg_w={"mem": 0.1 * reg_scale}, prior_img=prior_img,
+                          flux=flux_fit, hqs=(0.01 * reg_scale / s**2, z), free_flux=True, gain_sigma=gsig)
             x = fit.run(z, n_iter // 2)
+            flux_fit = float(x.sum())
             record(f"pnp-{s:g}", x, fit)
     elif prior_name == "coordinate":
-        x = _fit_coordinate(data, terms, op, data_w=cw, reg_w={"mem": 0.1 * reg_scale}, prior_img=prior_img,
-                            flux=f0, x0=x, n_steps=coord_steps, seed=seed)
-        fit = _Fitter(data, terms, op, data_w=cw, reg_w={}, prior_img=prior_img, flux=f0)
+        x, fit = _fit_coordinate(data, terms, op, data_w=data_w, reg_w={"mem": 0.1 * reg_scale}, prior_img=prior_img,
+                                 flux=flux_fit, x0=x, n_steps=coord_steps, seed=seed, gain_sigma=gsig)
         record("coordinate", x, fit)
-    # ---- amplitudes: image and station gain amplitudes fitted jointly, blurred between rounds
-    flux_fit = f0
-    if prior_name != "coordinate" and denoiser is None:
-        for k in range(selfcal_rounds):
-            start = blur(recenter(x), 0.5 * res / psize) if k else recenter(x)
-            fit = _Fitter(data, terms, op, data_w={**cw, "amp": amp_weight}, reg_w=reg, prior_img=prior_img,
-                          flux=flux_fit, free_flux=True, gain_sigma=gain_sigma)
-            x = fit.run(start, n_iter)
-            flux_fit = float(x.sum())
-            record(f"amplitudes-{k + 1}", x, fit)
     # ---- self-calibration: complex station gains per scan against the final image (reported, and used
     # for the vis/amp chi^2 of the final image)
     gains = None
