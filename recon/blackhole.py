@@ -336,7 +336,7 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
                 r_max: float = 8.0, r_min: float = 0.0, z_max: float | None = None, amplitude: float = 1.0,
                 truth=None, truth_mask=None, device=None, mixed_precision: bool = False, normalize: bool = True,
                 warmup: int = 20, adam_eps: float = 1e-12, malloc_tuning: bool = True, log_every: int = 50,
-                callback=None, **field_kw):
+                callback=None, target_chi2: float | None = None, patience: int = 10, **field_kw):
     """Fit a coordinate network ``e₀`` so that ``O(render(e₀)) ≈ y``.
 
     Loss: ``mean |W (O(render(e₀)) − y)|²`` over the data, divided by ``mean |W y|²`` (``normalize``)
@@ -383,6 +383,13 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         On Linux/glibc CPUs, keep freed large blocks in the process heap (:func:`tune_malloc`):
         otherwise every step returns its ~100 MB activations to the OS and faults them back in,
         ~40 % of a step's time.
+    target_chi2 : float, optional
+        χ²-based stopping (discrepancy principle): stop once the reduced χ² of the weighted data
+        ``Σ |W r|² / n`` (``n`` the data with non-zero weight, twice that for complex data) has been
+        at or below ``target_chi2`` for ``patience`` consecutive steps.  Meaningful when ``W = 1/σ``;
+        ``history.meta["stopped_at"]`` records the step (None: ran ``n_iter``).
+    patience : int
+        Consecutive steps below the target before stopping.
 
     Returns
     -------
@@ -413,6 +420,7 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     # gradients of a freshly initialised sigmoid(out - 10) field in physical units are ~1e-10,
     # below Adam's eps, and only the output layer trains (the fit then stalls near zero).
     yw = y if w is None else y * w
+    n_eff = (n_data if w is None else int((w > 0).sum()) * (n_data // w.numel())) * (2 if y.is_complex() else 1)
     data_energy = float(yw.abs().pow(2).sum()) / n_data
     loss_scale = 1.0 / (n_data * data_energy) if (normalize and data_energy > 0) else 1.0 / n_data
     opt = torch.optim.Adam(field.parameters(), lr=lr, eps=adam_eps)
@@ -426,8 +434,11 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
                          "warmup": n_warm, "support": field.support, "amplitude": field.amplitude,
                          "loss_scale": loss_scale})
     hist.extra["pearson"] = []
+    hist.extra["chi2"] = []
+    hist.meta["stopped_at"] = None
     truth_np = None if truth is None else np.squeeze(_np(truth))
     t0 = time.perf_counter()
+    below = 0
     for it in range(int(n_iter)):
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(mixed_precision)):
@@ -436,9 +447,16 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         r = _residual(_obs(observation, movie), y, w)
         loss = r.abs().pow(2).sum() * loss_scale
         loss.backward()
-        opt.step()
-        sched.step()
-        if it % log_every == 0 or it == int(n_iter) - 1:
+        chi2 = float(loss.detach()) / (loss_scale * max(n_eff, 1))  # of the field before this step
+        stop = False
+        if target_chi2 is not None:
+            below = below + 1 if chi2 <= float(target_chi2) else 0
+            stop = below >= max(1, int(patience))
+        if not stop:
+            opt.step()
+            sched.step()
+        if it % log_every == 0 or it == int(n_iter) - 1 or stop:
+            hist.extra["chi2"].append(chi2)
             hist.iteration.append(it)
             hist.objective.append(float(loss.detach()))
             hist.lr.append(float(opt.param_groups[0]["lr"]))
@@ -449,9 +467,51 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
                 hist.psnr.append(psnr_3d(vol, truth_np, mask=truth_mask))
             if callback is not None:
                 callback(it, field, hist)
+        if stop:
+            hist.meta["stopped_at"] = it
+            break
     field.eval()
     hist.artifacts["field"] = field
     return field, hist
+
+
+def reduced_chi2_of(op, x, y, *, observation: LinearOperator | None = None, weights=None) -> float:
+    """Reduced χ² ``Σ |W (O A x − y)|² / n`` of a voxel grid (``n``: data of non-zero weight, x2 if complex)."""
+    dev = next(iter(op.buffers())).device
+    xt = torch.as_tensor(_np(x), dtype=torch.float32, device=dev).reshape(1, *op.in_shape)
+    y, w = _prepare(op, y, observation, weights, dev, torch.float32)
+    with torch.no_grad():
+        r = _residual(_obs(observation, op(xt)), y, w)
+    n = (r.numel() if w is None else int((w > 0).sum()) * (r.numel() // w.numel())) * (2 if r.is_complex() else 1)
+    return float(r.abs().pow(2).sum()) / max(n, 1)
+
+
+def tune_smoothness(op, y, *, observation: LinearOperator | None = None, weights=None, target_chi2: float = 1.0,
+                    candidates: Sequence[float] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 0.0),
+                    n_iter: int = 150, **voxel_kw):
+    """Discrepancy principle for :func:`fit_voxels`: the largest smoothness with reduced χ² ≤ ``target_chi2``.
+
+    ``weights`` should be ``1/σ`` so that χ² ≈ 1 means "fits to the noise".  The candidates are tried
+    from the largest (smoothest) down; the first whose fit reaches the target is returned, else the one
+    with the smallest χ² (typically ``0``: the data cannot be fitted to the noise in ``n_iter``).
+
+    Returns
+    -------
+    smoothness : float
+    x : tensor (Nx, Ny, Nz), the fit at that smoothness
+    table : list of (smoothness, reduced χ²) tried
+    """
+    table, best = [], None
+    for mu in sorted((float(c) for c in candidates), reverse=True):
+        x, _ = fit_voxels(op, y, observation=observation, weights=weights, n_iter=n_iter, smoothness=mu,
+                          log_every=max(1, n_iter), **voxel_kw)
+        c = reduced_chi2_of(op, x, y, observation=observation, weights=weights)
+        table.append((mu, c))
+        if best is None or c < best[1]:
+            best = (mu, c, x)
+        if c <= target_chi2:
+            return mu, x, table
+    return best[0], best[2], table
 
 
 def fit_network_ensemble(op, y, *, seeds: Sequence[int] = (0, 1, 2, 3), truth=None, truth_mask=None, **kw):
@@ -478,4 +538,5 @@ def fit_network_ensemble(op, y, *, seeds: Sequence[int] = (0, 1, 2, 3), truth=No
 
 
 __all__ = ["EmissionField", "fit_network", "fit_network_ensemble", "fit_voxels", "grid_points", "pearson_3d",
+           "reduced_chi2_of", "tune_smoothness",
            "psnr_3d", "radius_mask", "tune_malloc"]

@@ -72,3 +72,31 @@ def _build_unpolarized():
     s = np.linspace(-12.0, 12.0, 4)
     geos = trace_rays(0.0, 20.0, s, s, n_samples=8, sampling="adaptive", r_max=14.0)
     return EmissionTomography(geos, grid_shape=4, extent=12.0, t_frames=[0.0, 10.0])
+
+
+def test_chi2_stopping_and_discrepancy_smoothness():
+    from recon import blackhole as rb
+
+    from forward_models.blackhole import LightCurve
+
+    op = _build(20.0)
+    lc = LightCurve(op.n_frames, op.image_shape, n_stokes=3)
+    field = rb.EmissionField(r_max=12.0, z_max=3.0, amplitude=1e3, width=16, seed=3)
+    with torch.no_grad():
+        y = lc(op.render_field(field, dtype=torch.float32, **field.support))[0]
+    w = np.full((op.n_frames, 3), 1e3)
+    # the data are the initial field's own light curve: chi^2 = 0 <= 1 from the first step
+    _, h = rb.fit_network(op, y, observation=lc, weights=w, field=field, n_iter=50, target_chi2=1.0, patience=3)
+    assert h.meta["stopped_at"] == 2 and h.extra["chi2"][-1] <= 1.0
+    truth = np.zeros(op.grid_shape)
+    truth[6, 4, 1:3] = 1.0
+    yt = op.lightcurve()(torch.from_numpy(truth)[None])[0]
+    sig = 0.05 * float(yt.abs().max())
+    mu, x, table = rb.tune_smoothness(op, yt, observation=lc, weights=np.full((op.n_frames, 3), 1 / sig),
+                                      candidates=(0.0, 1e6, 1e-2, 1e-3), n_iter=80)
+    chi = dict(table)
+    # tried from the strongest smoothing down; the first that fits to the noise is chosen
+    assert [m for m, _ in table] == sorted(chi, reverse=True)[:len(table)]
+    assert chi[1e6] > 1.0 and chi[mu] <= 1.0 and all(c > 1.0 for m, c in table if m > mu)
+    assert rb.reduced_chi2_of(op, x, yt, observation=lc, weights=np.full((op.n_frames, 3), 1 / sig)) == \
+        pytest.approx(chi[mu])
