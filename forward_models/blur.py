@@ -78,6 +78,9 @@ class Blur(LinearOperator):
             raise ValueError(f"kernel must be a non-empty 2-D array, got shape {tuple(k.shape)}")
         if not bool(torch.isfinite(k).all()):
             raise ValueError("kernel contains NaN or Inf")
+        if not float(k.sum()) > 0:  # all-zero, zero-sum or negative-sum: the data would carry no image
+            raise ValueError(f"kernel must have a positive sum (a blur keeps the image's mean), got sum "
+                             f"{float(k.sum()):.4g}")
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"image_shape must be (height, width) with positive sizes, got {image_shape}")

@@ -284,6 +284,50 @@ def infer_architecture(state_dict: dict) -> tuple[str, dict]:
                      "DnCNN (model.0...) or DN-ResNet (head.0...)")
 
 
+#: Largest value a weights header may give each size setting of an architecture: checked before any
+#: network is built (a 200-byte header declaring depth 10^6 would otherwise allocate gigabytes).
+CONFIG_LIMITS = {"depth": 1000, "n_blocks": 1000, "width": 4096, "channels": 4096, "in_channels": 64,
+                 "emb_dim": 4096}
+_MAX_CHANNEL_LEVELS = 16
+
+
+def check_config(path, name: str, cfg: dict, state_dict: dict) -> None:
+    """Refuse a header/sidecar configuration before the network is built.
+
+    Every size setting must be a whole number within :data:`CONFIG_LIMITS`; then the network is
+    built on the ``meta`` device (no memory) and its state must have exactly as many values as
+    the file's tensors, so a header cannot make recon allocate more than the file holds.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file, the setting and the limit.
+    """
+    if name not in ARCHITECTURES:
+        raise ValueError(f"weights file {path}: unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+    for key, limit in CONFIG_LIMITS.items():
+        if key not in cfg:
+            continue
+        values = cfg[key] if key == "channels" and isinstance(cfg[key], (list, tuple)) else [cfg[key]]
+        if key == "channels" and len(values) > _MAX_CHANNEL_LEVELS:
+            raise ValueError(f"weights file {path}: config channels has {len(values)} levels, over the limit of "
+                             f"{_MAX_CHANNEL_LEVELS}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= limit:
+                raise ValueError(f"weights file {path}: config {key}={cfg[key]!r} is not a whole number in "
+                                 f"[1, {limit}] (the architecture limit)")
+    try:
+        with torch.device("meta"):
+            ghost = build_model(name, **cfg)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"weights file {path}: invalid {name} configuration {cfg} ({err})") from None
+    declared = sum(t.numel() for t in ghost.state_dict().values())
+    held = sum(t.numel() for t in state_dict.values() if isinstance(t, torch.Tensor))
+    if declared != held:
+        raise ValueError(f"weights file {path} does not match the {name} configuration of its header: it declares "
+                         f"{declared} values, the file holds {held}")
+
+
 def build_from_weights(path: str | Path, *, arch: str | None = None, device=None, verify: bool = True):
     """Rebuild the network stored in ``path`` and load its weights (eval mode, no parameter gradients).
 
@@ -307,6 +351,7 @@ def build_from_weights(path: str | Path, *, arch: str | None = None, device=None
         raise ValueError(f"weights file {path} holds a {name!r} network, not {arch!r}")
     if info.get("sigma_range") is not None:
         cfg["sigma_range"] = info["sigma_range"]
+    check_config(path, name, cfg, sd)
     model = build_model(name, **cfg)
     try:
         model.load_state_dict(sd, strict=True)

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .io import MeasurementFileError, atomic_path
+from forward_models.atomic import atomic_write_bytes, stale_temporaries
+
+from .io import MeasurementFileError, h5_bytes
 
 CHECKPOINT_FORMAT = "recon-checkpoint"
 CHECKPOINT_VERSION = "1.0"
@@ -106,21 +108,92 @@ def save_state(path: str | os.PathLike, state: dict, *, iteration: int, run_key:
     meta_root = {"keys": list(full)}
     for k, v in full.items():
         _flatten(k, v, arrays, meta)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = CHECKPOINT_FORMAT
-            f.attrs["format_version"] = CHECKPOINT_VERSION
-            f.attrs["iteration"] = int(iteration)
-            f.attrs["run_key"] = json.dumps(run_key, sort_keys=True, default=str)
-            f.attrs["meta"] = json.dumps({"root": meta_root, "items": meta})
-            g = f.create_group("arrays")
-            for i, (k, a) in enumerate(arrays.items()):
-                ds = g.create_dataset(f"a{i}", data=a)
-                ds.attrs["key"] = k
+
+    def fill(f):
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["format_version"] = CHECKPOINT_VERSION
+        f.attrs["iteration"] = int(iteration)
+        f.attrs["run_key"] = json.dumps(run_key, sort_keys=True, default=str)
+        f.attrs["meta"] = json.dumps({"root": meta_root, "items": meta})
+        g = f.create_group("arrays")
+        for i, (k, a) in enumerate(arrays.items()):
+            ds = g.create_dataset(f"a{i}", data=a)
+            ds.attrs["key"] = k
+
+    atomic_write_bytes(path, h5_bytes(fill))
+
+
+def _key_json(run_key: dict):
+    return json.loads(json.dumps(run_key, sort_keys=True, default=str))
+
+
+def checkpoint_run_key(path: str | os.PathLike) -> dict | None:
+    """The run key of the recon checkpoint at ``path``, or ``None`` if it is not one (or unreadable)."""
+    import h5py
+
+    try:
+        if not h5py.is_hdf5(str(path)):
+            return None
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != CHECKPOINT_FORMAT:
+                return None
+            key = json.loads(f.attrs["run_key"])
+        return key if isinstance(key, dict) else None
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def replaceable_checkpoint(path: str | os.PathLike, run_key: dict) -> bool:
+    """Whether an existing ``path`` may be (over)written as the checkpoint of the run ``run_key``.
+
+    Only a recon checkpoint of the same run may; a checkpoint of another run is refused with its
+    own message (it may hold someone's progress), anything else is not recon's.
+    """
+    key = checkpoint_run_key(path)
+    if key is None:
+        return False
+    if key != _key_json(run_key):
+        raise MeasurementFileError(path, "checkpoint path holds the checkpoint of a different run (input, solver, "
+                                         "prior, options or seed differ); remove it or choose another --checkpoint")
+    return True
+
+
+def _state_error(path, problem: str) -> MeasurementFileError:
+    return MeasurementFileError(path, f"checkpoint is invalid: {problem}; remove it to start afresh")
+
+
+def _check_state(path, state: dict, iteration) -> int:
+    """Field checks that need no solver: the iteration a whole number >= 0, every array finite."""
+    if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) or iteration < 0:
+        raise _state_error(path, f"iteration {iteration!r} is not a whole number >= 0")
+    if "iteration" in state and state["iteration"] != iteration:
+        raise _state_error(path, f"iteration {state['iteration']!r} differs from the file's {iteration}")
+
+    def walk(prefix, value):
+        import torch
+
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}", v)
+        elif isinstance(value, (torch.Tensor, np.ndarray)) and prefix != "_torch_rng":
+            arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+            if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+                raise _state_error(path, f"{prefix} contains NaN or Inf")
+        elif isinstance(value, float) and not np.isfinite(value):
+            raise _state_error(path, f"{prefix} is {value}")
+
+    for k, v in state.items():
+        walk(k, v)
+    return int(iteration)
 
 
 def load_state(path: str | os.PathLike, *, run_key: dict | None = None, device="cpu") -> tuple[dict, int]:
-    """Read a checkpoint; ``(state, iteration)``.  Raises :class:`MeasurementFileError` if it is unusable."""
+    """Read a checkpoint; ``(state, iteration)``.  Raises :class:`MeasurementFileError` if it is unusable.
+
+    Besides the run key, every field is checked: the iteration is a whole number >= 0 that
+    agrees with the state's, and every array is finite (the solver then checks the iteration
+    against its budget and the shapes against the problem, see ``Tracker.restore``).
+    """
     import h5py
 
     path = Path(path)
@@ -129,19 +202,19 @@ def load_state(path: str | os.PathLike, *, run_key: dict | None = None, device="
             if f.attrs.get("format") != CHECKPOINT_FORMAT:
                 raise MeasurementFileError(path, "not a recon checkpoint file")
             key = json.loads(f.attrs["run_key"])
-            if run_key is not None and key != json.loads(json.dumps(run_key, sort_keys=True, default=str)):
+            if run_key is not None and key != _key_json(run_key):
                 raise MeasurementFileError(path, "checkpoint belongs to a different run (input, solver, prior, "
                                                  "options or seed differ); remove it or drop --resume")
             meta = json.loads(f.attrs["meta"])
             arrays = {ds.attrs["key"]: ds[()] for ds in f["arrays"].values()}
-            iteration = int(f.attrs["iteration"])
+            iteration = f.attrs["iteration"]
+        items = meta["items"]
+        state = {k: _unflatten(k, arrays, items, device) for k in meta["root"]["keys"]}
     except MeasurementFileError:
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as e:
         raise MeasurementFileError(path, f"checkpoint cannot be read ({' '.join(str(e).split())[:120]})") from None
-    items = meta["items"]
-    state = {k: _unflatten(k, arrays, items, device) for k in meta["root"]["keys"]}
-    return state, iteration
+    return state, _check_state(path, state, iteration.item() if isinstance(iteration, np.generic) else iteration)
 
 
 class Checkpointer:
@@ -185,12 +258,19 @@ class Checkpointer:
             if self.every and (k + 1) % self.every == 0:
                 save_state(self.path, st, iteration=k, run_key=self.run_key)
 
-        return api.reconstruct(measurement, solver=name, prior=prior, device=device, resume_state=state,
-                               state_callback=on_state, **kwargs)
+        from .solvers.common import ResumeStateError
+
+        try:
+            return api.reconstruct(measurement, solver=name, prior=prior, device=device, resume_state=state,
+                                   state_callback=on_state, **kwargs)
+        except ResumeStateError as e:  # the solver found the state inconsistent with this run
+            raise _state_error(self.path, str(e)) from None
 
     def cleanup(self) -> None:
-        """Remove the checkpoint once the final output is safely written."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        """Remove the checkpoint, and temporaries an interrupted checkpoint write left, once the
+        final output is safely written."""
+        for p in [self.path, *stale_temporaries(self.path)]:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass

@@ -475,33 +475,32 @@ def figure_png(rows: list[dict], measurements: dict[str, Any], priors: list[str]
     return buf.getvalue()
 
 
-def _write_results_h5(path: Path, rows: list[dict], provenance: dict) -> None:
-    import h5py
+def _results_h5_bytes(rows: list[dict], provenance: dict) -> bytes:
+    from .io import h5_bytes, json_default, software_version
 
-    from .io import json_default, atomic_path, software_version
+    def fill(f):
+        f.attrs["format"] = "recon-comparison"
+        f.attrs["format_version"] = "1.0"
+        f.attrs["software_version"] = software_version()
+        f.attrs["table_csv"] = csv_text(rows)
+        prov = f.create_group("provenance")
+        for k, v in provenance.items():
+            prov.attrs[k] = v if isinstance(v, str) else json.dumps(v, default=json_default)
+        g = f.create_group("results")
+        for r in rows:
+            sub = g.create_group(f"{r['index']:04d}")
+            for k in COLUMNS:
+                v = r.get(k)
+                if v is not None:
+                    sub.attrs[k] = v if isinstance(v, (int, float, str)) else str(v)
+            if r.get("options"):
+                sub.attrs["options"] = json.dumps(r["options"], sort_keys=True, default=json_default)
+            if r.get("weights_sha256"):
+                sub.attrs["weights_sha256"] = r["weights_sha256"]
+            if r.get("x") is not None:
+                sub.create_dataset("x", data=np.asarray(r["x"]))
 
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "recon-comparison"
-            f.attrs["format_version"] = "1.0"
-            f.attrs["software_version"] = software_version()
-            f.attrs["table_csv"] = csv_text(rows)
-            prov = f.create_group("provenance")
-            for k, v in provenance.items():
-                prov.attrs[k] = v if isinstance(v, str) else json.dumps(v, default=json_default)
-            g = f.create_group("results")
-            for r in rows:
-                sub = g.create_group(f"{r['index']:04d}")
-                for k in COLUMNS:
-                    v = r.get(k)
-                    if v is not None:
-                        sub.attrs[k] = v if isinstance(v, (int, float, str)) else str(v)
-                if r.get("options"):
-                    sub.attrs["options"] = json.dumps(r["options"], sort_keys=True, default=json_default)
-                if r.get("weights_sha256"):
-                    sub.attrs["weights_sha256"] = r["weights_sha256"]
-                if r.get("x") is not None:
-                    sub.create_dataset("x", data=np.asarray(r["x"]))
+    return h5_bytes(fill)
 
 
 # ============================================================================ the comparison
@@ -622,6 +621,10 @@ def compare_files(paths, *, priors=("tv", "none"), out=None, solver: str = "auto
     priors = [str(p) for p in priors]
     if len(set(priors)) != len(priors):
         raise ValueError(f"priors contains duplicates: {priors}")
+    unknown = [p for p in priors if p not in known_priors()]
+    if unknown:
+        raise ValueError(f"priors: unknown prior(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(known_priors())}")
     paths = list(paths) if not isinstance(paths, (str, Path)) else [paths]
     if not paths:
         raise ValueError("no measurement files given")
@@ -636,6 +639,7 @@ def compare_files(paths, *, priors=("tv", "none"), out=None, solver: str = "auto
         for p in paths:
             if isinstance(p, (str, Path)) and Path(p).resolve() == folder.resolve():
                 raise MeasurementFileError(folder, "report folder is one of the input files")
+        check_report_folder(folder, [p for p in paths if isinstance(p, (str, Path))])
     elif not run:
         raise ValueError("run=False rebuilds a report from a folder's finished jobs: give out=")
     measurements, specs, na_rows = plan_jobs(paths, priors, solver=solver, iterations=iterations, options=options,
@@ -715,10 +719,10 @@ def _write_tables(folder: Path, rows: list[dict], title: str) -> None:
 
 def _write_report(folder: Path, rows: list[dict], measurements: dict, priors: list[str], md: str, *,
                   command: str, seed: int, config: dict) -> dict[str, Path]:
-    """The final report files, each written atomically."""
-    from .io import atomic_path, sha256_file
+    """The final report files, written all-or-nothing (after a failure all four are as before)."""
+    from .io import atomic_write_files, sha256_file, tag_png
 
-    png = figure_png(rows, measurements, priors)
+    png = tag_png(figure_png(rows, measurements, priors))
     parents = [{"path": p, "sha256": sha256_file(p)} if Path(p).is_file() else
                {"path": p, "sha256": measurement_sha256(m), "note": "in-memory measurement"}
                for p, m in measurements.items()]
@@ -726,14 +730,55 @@ def _write_report(folder: Path, rows: list[dict], measurements: dict, priors: li
                   "parents": parents}
     files = {"markdown": folder / "report.md", "csv": folder / "results.csv", "figure": folder / "figure.png",
              "hdf5": folder / "results.h5"}
-    _write_results_h5(files["hdf5"], rows, provenance)
-    with atomic_path(files["figure"]) as tmp:
-        tmp.write_bytes(png)
-    with atomic_path(files["csv"]) as tmp:
-        tmp.write_text(csv_text(rows))
-    with atomic_path(files["markdown"]) as tmp:
-        tmp.write_text(md + "\n![figure](figure.png)\n")
+    atomic_write_files({files["hdf5"]: _results_h5_bytes(rows, provenance), files["figure"]: png,
+                        files["csv"]: csv_text(rows).encode(),
+                        files["markdown"]: (md + "\n![figure](figure.png)\n").encode()})
     return files
+
+
+REPORT_FILES = ("report.md", "results.csv", "figure.png", "results.h5")
+
+
+def known_priors() -> tuple[str, ...]:
+    """Prior names a comparison accepts: every denoiser, ``coordinate``, ``none`` and the solver priors."""
+    from priors import DENOISERS
+
+    from .api import COORDINATE_PRIOR, NO_PRIOR
+
+    return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *SOLVER_PRIORS)
+
+
+def _is_recon_report_file(path: Path) -> bool:
+    from .io import is_recon_file
+
+    if path.suffix in (".h5", ".png"):
+        return is_recon_file(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+            text = first + f.read(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return False
+    if path.name == "results.csv":
+        return first.rstrip("\n") == ",".join(COLUMNS)
+    return first.startswith("# ") and "| forward model | file | prior |" in text
+
+
+def check_report_folder(folder: Path, inputs) -> None:
+    """Refuse a report folder whose report files would replace an input or a file recon did not write."""
+    from .io import MeasurementFileError
+
+    targets = [folder / n for n in REPORT_FILES]
+    jobs = (folder / JOBS_DIR).resolve()
+    for inp in inputs:
+        inp = Path(inp).resolve()
+        if inp in [t.resolve() for t in targets] or jobs in inp.parents:
+            raise MeasurementFileError(inp, f"input is inside the report folder {folder} where recon compare "
+                                            "writes its report; choose another -o folder")
+    for t in targets:
+        if t.exists() and not (t.is_file() and _is_recon_report_file(t)):
+            raise MeasurementFileError(t, "report folder holds a file of that name not written by recon; remove it "
+                                          "or choose another -o folder")
 
 
 class _CallableModule(types.ModuleType):

@@ -35,13 +35,14 @@ import json
 import math
 import os
 import re
-import tempfile
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from forward_models.atomic import atomic_path, atomic_write_bytes, atomic_write_files, sha256_file
 
 FORMAT_MEASUREMENT = "recon-measurement"
 FORMAT_RECONSTRUCTION = "recon-reconstruction"
@@ -73,15 +74,6 @@ def software_version() -> str:
         from . import __version__
 
         return __version__
-
-
-def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _now() -> str:
@@ -129,6 +121,10 @@ class Measurement:
     path : str or None
         The file it was read from.
     format_version : str
+    sha256 : str or None
+        SHA-256 of the bytes that were read (the provenance of anything made from it).
+    header_only : bool
+        Only the metadata was read (:func:`read_header`); the arrays are placeholders.
     """
 
     y: np.ndarray
@@ -146,6 +142,11 @@ class Measurement:
     format_version: str = FORMAT_VERSION
     created: str | None = None
     software_version: str | None = None
+    #: SHA-256 of the file's bytes as they were read (``None`` for a measurement built in memory).
+    sha256: str | None = None
+    #: True when only the metadata was read (``read_header``): the arrays are zero placeholders
+    #: of the declared shape and dtype.
+    header_only: bool = False
 
     _operators: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -255,42 +256,129 @@ def _squeeze_batch(a: np.ndarray, shape) -> np.ndarray:
 
 
 # ============================================================================ atomic writes
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success fsync it and rename it to ``path``.
+# One writer for every file recon writes (forward_models.atomic: unique temporary names, fsync,
+# rename; all-or-nothing groups of files).  Re-exported here as the public recon.io names.
+ALLOW_EXTERNAL_ENV = "RECON_ALLOW_EXTERNAL"
+MAX_ELEMENTS_ENV = "RECON_MAX_ELEMENTS"
+MAX_RAY_SAMPLES_ENV = "RECON_MAX_RAY_SAMPLES"
+#: Largest element count of any array a file may declare (data, truth, geometry) and of the
+#: operator's input and output that its geometry declares: 2**26 (512 MiB in float64).
+DEFAULT_MAX_ELEMENTS = 1 << 26
+#: Largest number of ray samples (screen positions x samples per ray) of a black-hole geometry:
+#: tracing costs about 0.6 kB and 15 µs per sample, so 2**21 is about 1.3 GB and half a minute.
+DEFAULT_MAX_RAY_SAMPLES = 1 << 21
 
-    On any exception (or if the process is killed) the destination is untouched and
-    the temporary file is removed (a kill leaves only a hidden ``.<name>.*.tmp`` file).
+
+def _env_limit(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={text!r} must be a positive integer") from None
+    if value < 1:
+        raise ValueError(f"environment variable {name}={text!r} must be a positive integer")
+    return value
+
+
+def max_elements() -> int:
+    """The element limit of arrays in files (``RECON_MAX_ELEMENTS``, default :data:`DEFAULT_MAX_ELEMENTS`)."""
+    return _env_limit(MAX_ELEMENTS_ENV, DEFAULT_MAX_ELEMENTS)
+
+
+def max_ray_samples() -> int:
+    """The ray-sample limit of black-hole geometries (``RECON_MAX_RAY_SAMPLES``)."""
+    return _env_limit(MAX_RAY_SAMPLES_ENV, DEFAULT_MAX_RAY_SAMPLES)
+
+
+def allow_external_default() -> bool:
+    """Whether ``RECON_ALLOW_EXTERNAL=1`` lets reading follow data stored in other files."""
+    return os.environ.get(ALLOW_EXTERNAL_ENV, "").strip() == "1"
+
+
+# ============================================================================ output paths
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_KEYWORD = b"Software"
+
+
+def tag_png(data: bytes) -> bytes:
+    """PNG bytes with a ``Software = recon <version>`` text chunk, so recon knows its own previews."""
+    import struct
+    import zlib
+
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not PNG data")
+    text = _PNG_KEYWORD + b"\0" + f"recon {software_version()}".encode("latin-1")
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length/type, IHDR data, CRC
+    return data[:ihdr_end] + chunk + data[ihdr_end:]
+
+
+def _png_is_recon(path: Path) -> bool:
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if not head.startswith(_PNG_SIGNATURE):
+        return False
+    pos = 8
+    while pos + 8 <= len(head):
+        length, kind = struct.unpack(">I4s", head[pos:pos + 8])
+        body = head[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and body.startswith(_PNG_KEYWORD + b"\0") and \
+                body[len(_PNG_KEYWORD) + 1:].startswith(b"recon "):
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        pos += 12 + length
+    return False
+
+
+def is_recon_file(path: str | os.PathLike) -> bool:
+    """Whether the existing file ``path`` was written by recon (so recon may replace it).
+
+    HDF5 files whose root ``format`` starts with ``recon-``, PNG files with recon's ``Software``
+    text chunk and FITS files whose ``ORIGIN`` is recon.  Anything else is the user's.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:  # mkstemp makes 0600 files; give the output the permissions a plain open() would
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
-    finally:
-        os.close(fd)
-    tmp = Path(tmp)
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head.startswith(_PNG_SIGNATURE):
+            return _png_is_recon(path)
+        if head.startswith(b"SIMPLE  "):
+            with open(path, "rb") as f:
+                header = f.read(2880 * 4)
+            return b"ORIGIN  = 'recon " in header
+        import h5py
+
+        if not h5py.is_hdf5(str(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format", "")
+        fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else fmt
+        return isinstance(fmt, str) and fmt.startswith("recon-")
+    except (OSError, ValueError):
+        return False
 
 
-def check_output_path(out: str | os.PathLike, inputs=(), *, what: str = "output") -> Path:
-    """Refuse an output path whose folder is missing or that would overwrite an input file.
+def check_output_path(out: str | os.PathLike, inputs=(), *, what: str = "output", replace=is_recon_file) -> Path:
+    """Refuse an output path whose folder is missing, that is an input, or that would replace a file
+    recon did not write.
+
+    Parameters
+    ----------
+    out : path
+    inputs : paths
+        Inputs of the run (never overwritten).
+    what : str
+        What the path is, for the message (``"output"``, ``"checkpoint"``, ...).
+    replace : callable
+        ``replace(path) -> bool``: whether an existing ``out`` may be replaced (default
+        :func:`is_recon_file`: only files recon wrote).
 
     Raises
     ------
@@ -314,6 +402,9 @@ def check_output_path(out: str | os.PathLike, inputs=(), *, what: str = "output"
         if same or out.resolve() == inp.resolve():
             raise MeasurementFileError(out, f"{what} path is the same file as the input {inp}; "
                                             "choose another output name")
+    if out.exists() and not replace(out):
+        raise MeasurementFileError(out, f"{what} path is an existing file not written by recon; remove it or "
+                                        "choose another name")
     return out
 
 
@@ -370,60 +461,97 @@ def _write_measurement_groups(f, m: Measurement) -> None:
     _write_provenance(f.create_group("provenance"), prov)
 
 
+def h5_bytes(fill) -> bytes:
+    """The bytes of an HDF5 file built in memory by ``fill(h5py.File)``.
+
+    Files are built in memory and then written with one plain write (:func:`atomic_write_bytes`):
+    a full disk or a file-size limit then fails that write cleanly (``OSError``, temporary
+    removed, destination untouched) instead of failing deep inside the HDF5 library.
+    """
+    import io as _io
+
+    import h5py
+
+    buf = _io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
+    return buf.getvalue()
+
+
+def measurement_bytes(m: Measurement, *, path="<memory>") -> bytes:
+    """Validate ``m`` and return the bytes of its measurement file."""
+    _validate_measurement(m, path)
+
+    def fill(f):
+        f.attrs["format"] = FORMAT_MEASUREMENT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["created"] = _now()
+        f.attrs["software_version"] = software_version()
+        _write_measurement_groups(f, m)
+
+    return h5_bytes(fill)
+
+
 def write_measurement(path: str | os.PathLike, m: Measurement) -> Path:
     """Validate ``m`` and write it atomically to ``path`` (HDF5).
 
     The measurement is checked with the same rules as reading (operator rebuilt
     from the geometry, shapes, dtypes, finiteness), so a file this writes always reads.
     """
-    import h5py
-
     path = check_output_path(path)
-    _validate_measurement(m, path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_MEASUREMENT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created"] = _now()
-            f.attrs["software_version"] = software_version()
-            _write_measurement_groups(f, m)
-    return path
+    return atomic_write_bytes(path, measurement_bytes(m, path=path))
 
 
-def write_reconstruction(path: str | os.PathLike, r: Reconstruction, *, inputs=()) -> Path:
-    """Write a reconstruction file atomically (measurement groups copied, plus /reconstruction)."""
-    import h5py
-
-    path = check_output_path(path, inputs)
+def reconstruction_bytes(r: Reconstruction, *, path="<memory>") -> bytes:
+    """The bytes of the reconstruction file of ``r`` (measurement groups copied, plus /reconstruction)."""
     m = r.measurement
     x = np.asarray(r.x)
     if not np.all(np.isfinite(x)):
         raise MeasurementFileError(path, "reconstruction contains NaN or Inf; nothing written")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_RECONSTRUCTION
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created"] = _now()
-            f.attrs["software_version"] = software_version()
-            mm = dataclasses.replace(m)
-            if r.provenance:
-                mm.provenance = r.provenance
-            _write_measurement_groups(f, mm)
-            g = f.create_group("reconstruction")
-            ds = g.create_dataset("x", data=np.ascontiguousarray(x))
-            ds.attrs["units"] = "1"
-            for key, val in (("solver", r.solver), ("prior", r.prior), ("weights_sha256", r.weights_sha256)):
-                g.attrs[key] = str(val)
-            g.attrs["options"] = json.dumps(r.options, sort_keys=True, default=json_default)
-            for key, val in r.metrics.items():
-                if val is not None:
-                    g.attrs[key] = float(val)
-            h = g.create_group("history")
-            for key, val in r.history.items():
-                arr = np.asarray(val)
-                if arr.dtype == object or arr.dtype.kind in "USO":
-                    continue
-                h.create_dataset(key, data=arr)
+
+    def fill(f):
+        f.attrs["format"] = FORMAT_RECONSTRUCTION
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["created"] = _now()
+        f.attrs["software_version"] = software_version()
+        mm = dataclasses.replace(m)
+        if r.provenance:
+            mm.provenance = r.provenance
+        _write_measurement_groups(f, mm)
+        g = f.create_group("reconstruction")
+        ds = g.create_dataset("x", data=np.ascontiguousarray(x))
+        ds.attrs["units"] = "1"
+        for key, val in (("solver", r.solver), ("prior", r.prior), ("weights_sha256", r.weights_sha256)):
+            g.attrs[key] = str(val)
+        g.attrs["options"] = json.dumps(r.options, sort_keys=True, default=json_default)
+        for key, val in r.metrics.items():
+            if val is not None:
+                g.attrs[key] = float(val)
+        h = g.create_group("history")
+        for key, val in r.history.items():
+            arr = np.asarray(val)
+            if arr.dtype == object or arr.dtype.kind in "USO":
+                continue
+            h.create_dataset(key, data=arr)
+
+    return h5_bytes(fill)
+
+
+def write_reconstruction(path: str | os.PathLike, r: Reconstruction, *, inputs=(), preview: bytes | None = None,
+                         extra: dict | None = None) -> Path:
+    """Write a reconstruction file atomically; with ``preview`` (PNG bytes) also ``path`` with ``.png``.
+
+    The .h5, its preview and any ``extra`` ``{path: bytes}`` files (checked with
+    :func:`check_output_path` by the caller) are written all-or-nothing: after an error every
+    one of them is as it was before.
+    """
+    path = check_output_path(path, inputs)
+    files = {path: reconstruction_bytes(r, path=path)}
+    if preview is not None:
+        png_path = check_output_path(path.with_suffix(".png"), [*inputs, path], what="preview")
+        files[png_path] = tag_png(preview)
+    files.update(extra or {})
+    atomic_write_files(files)
     return path
 
 
@@ -483,16 +611,96 @@ def _short(e: BaseException) -> str:
 
 
 def _read_dataset(f, key: str, path):
+    ds = _dataset(f, key, path)
     try:
-        return f[key][()]
-    except KeyError:
-        raise MeasurementFileError(path, f"missing dataset {key}") from None
+        return ds[()]
+    except MemoryError:
+        raise MeasurementFileError(path, f"dataset /{key} {tuple(ds.shape)} does not fit in memory") from None
     except (OSError, RuntimeError, ValueError) as e:
-        raise MeasurementFileError(path, f"dataset {key} cannot be read, the file may be truncated "
+        raise MeasurementFileError(path, f"dataset /{key} cannot be read, the file may be truncated "
                                          f"({_short(e)})") from None
 
 
-def _check_array(a, name: str, path, *, shape=None, kinds="f", allow_complex=False) -> np.ndarray:
+def _dataset(f, key: str, path, *, limit: bool = True):
+    """The dataset ``key`` (not read), its declared size checked against :func:`max_elements`."""
+    import h5py
+
+    try:
+        ds = f[key]
+    except KeyError:
+        raise MeasurementFileError(path, f"missing dataset /{key}") from None
+    if not isinstance(ds, h5py.Dataset):
+        raise MeasurementFileError(path, f"/{key} is a {type(ds).__name__.lower()}, expected a dataset")
+    if limit:
+        _check_size(ds, f"/{key}", path)
+    return ds
+
+
+def _check_size(ds, name: str, path) -> None:
+    shape = ds.shape
+    n = 1 if shape is None else math.prod(int(s) for s in shape)
+    lim = max_elements()
+    if n > lim:
+        raise MeasurementFileError(path, f"dataset {name} declares shape {tuple(shape)} = {n} elements, over the "
+                                         f"limit of {lim} ({MAX_ELEMENTS_ENV} raises it); nothing was read")
+
+
+def _placeholder(ds) -> np.ndarray:
+    """Zeros of ``ds``'s declared shape and dtype without reading or allocating them."""
+    return np.broadcast_to(np.zeros((), dtype=ds.dtype), ds.shape or ())
+
+
+def check_local_storage(f, path, *, allow_external: bool = False) -> None:
+    """Refuse an open HDF5 file whose objects read bytes from other files.
+
+    Every link is walked without following it: external links, datasets with external raw
+    storage and virtual datasets are refused (one line naming the object).  With
+    ``allow_external`` they are accepted, except virtual datasets whose source file is missing
+    (they would read fill values silently).
+    """
+    import h5py
+
+    hint = f"refused (set {ALLOW_EXTERNAL_ENV}=1 to read data stored in other files)"
+    stack, seen, count = [("", f)], set(), 0
+    while stack:
+        prefix, group = stack.pop()
+        for key in group.keys():
+            count += 1
+            if count > 100_000:
+                raise MeasurementFileError(path, "file holds more than 100000 objects; not a recon file")
+            name = f"{prefix}/{key}"
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                if allow_external:
+                    continue
+                raise MeasurementFileError(path, f"{name} is an external link to {link.filename}:{link.path}; "
+                                                 + hint)
+            if isinstance(link, h5py.SoftLink):
+                continue  # its target lives in this file and is walked where it is hard-linked
+            obj = group.get(key)
+            if isinstance(obj, h5py.Group):
+                ident = hash(obj.id)
+                if ident not in seen:
+                    seen.add(ident)
+                    stack.append((name, obj))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    sources = sorted({vs.file_name for vs in obj.virtual_sources()})
+                    if not allow_external:
+                        raise MeasurementFileError(path, f"dataset {name} is a virtual dataset reading from "
+                                                         f"{', '.join(sources)}; " + hint)
+                    folder = Path(path).parent
+                    missing = [s for s in sources if s != "." and not (folder / s).exists() and not Path(s).exists()]
+                    if missing:
+                        raise MeasurementFileError(path, f"dataset {name} is a virtual dataset whose source "
+                                                         f"{', '.join(missing)} is missing")
+                elif obj.external and not allow_external:
+                    files = sorted({str(e[0]) for e in obj.external})
+                    raise MeasurementFileError(path, f"dataset {name} has external raw storage in "
+                                                     f"{', '.join(files)}; " + hint)
+
+
+def _check_array(a, name: str, path, *, shape=None, kinds="f", allow_complex=False, values=True) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         a = np.asarray(a)
     ok = (a.dtype in [np.dtype(d) for d in _FLOAT_DTYPES]) if "f" in kinds else False
@@ -508,7 +716,7 @@ def _check_array(a, name: str, path, *, shape=None, kinds="f", allow_complex=Fal
     if shape is not None and tuple(a.shape) != tuple(shape):
         raise MeasurementFileError(path, f"{name} has shape {tuple(a.shape)} but the geometry implies "
                                          f"{tuple(shape)}")
-    if a.dtype != np.bool_ and not np.all(np.isfinite(a)):
+    if values and a.dtype != np.bool_ and not np.all(np.isfinite(a)):
         raise MeasurementFileError(path, f"{name} contains NaN or Inf")
     return a
 
@@ -556,52 +764,241 @@ def _build_operator(name: str, geometry: dict, path):
         raise MeasurementFileError(path, f"invalid geometry for {name!r}: {_short(e)}") from None
 
 
-def _validate_measurement(m: Measurement, path) -> Any:
-    """Check a :class:`Measurement` in memory (same rules as reading); return the operator."""
+# ---------------------------------------------------------------------------- geometry units and sizes
+# Accepted spellings of each unit recon writes (compared case-insensitively, except M).
+_UNIT_ALIASES = {
+    "rad": {"rad", "radian", "radians"},
+    "deg": {"deg", "degree", "degrees", "\u00b0"},
+    "pixel": {"pixel", "pixels", "px", "pix"},
+    "voxel": {"voxel", "voxels"},
+    "1": {"1", "", "dimensionless", "none"},
+    "": {"", "1", "dimensionless", "none"},
+    "bool": {"bool", "boolean", "1", ""},
+    "M": {"M", "GM/c^2", "GM/c2", "r_g", "rg"},
+    "wavelength": {"wavelength", "wavelengths", "lambda"},
+    "m": {"m", "metre", "metres", "meter", "meters"},
+}
+_CONVERSIONS = {("deg", "rad"): math.pi / 180.0, ("rad", "deg"): 180.0 / math.pi}  # (file, expected)
+
+
+def _unit_class(units: str) -> str | None:
+    u = units.strip()
+    for canon, names in _UNIT_ALIASES.items():
+        if canon == "M":
+            if u in names:
+                return canon
+        elif u.lower() in names:
+            return canon
+    return None
+
+
+_EXPECTED: dict[str, dict] = {}
+
+
+def expected_geometry(name: str) -> dict[str, tuple[str, bool]]:
+    """``{parameter: (units, integer)}`` that forward model ``name`` writes (from its registry example)."""
+    if name not in _EXPECTED:
+        from forward_models import get_entry
+
+        forward_model_registry()
+        out = {}
+        for key, (value, units) in get_entry(name).example().geometry().items():
+            arr = np.asarray(value) if value is not None and not isinstance(value, str) else None
+            integer = arr is not None and arr.dtype.kind in "biu"
+            out[key] = (str(units), bool(integer))
+        _EXPECTED[name] = out
+    return _EXPECTED[name]
+
+
+def normalise_geometry(name: str, geometry: dict, units: dict, path) -> tuple[dict, dict]:
+    """Check every geometry parameter's units (and integer parameters) against the forward model's.
+
+    A known alias (``degrees`` for ``deg``, ``px`` for ``pixel``, ...) is accepted; angles in
+    degrees where radians are expected (or the reverse) are converted; anything else is refused.
+    Integer parameters (image shapes, counts) must hold whole numbers.  Returns new dicts.
+    """
+    try:
+        expected = expected_geometry(name)
+    except (KeyError, ValueError):
+        return geometry, units  # unknown forward model: reported when it is built
+    geometry, units = dict(geometry), dict(units)
+    for key, value in list(geometry.items()):
+        if key not in expected or key not in units:
+            continue
+        want, integer = expected[key]
+        got = units[key]
+        if not isinstance(got, str):
+            raise MeasurementFileError(path, f"geometry parameter {key!r} has units {got!r}, expected a string")
+        have = _unit_class(got)
+        if have is None or (have != _unit_class(want) and (have, want) not in _CONVERSIONS):
+            raise MeasurementFileError(path, f"geometry parameter {key!r} has units {got!r}; expected {want!r}")
+        if (have, want) in _CONVERSIONS and have != _unit_class(want):
+            arr = np.asarray(value, dtype=np.float64) * _CONVERSIONS[(have, want)]
+            geometry[key] = float(arr) if arr.ndim == 0 else arr
+        units[key] = want
+        if integer and not isinstance(value, str):
+            arr = np.asarray(value)
+            if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+                raise MeasurementFileError(path, f"geometry parameter {key!r} must hold integers, got "
+                                                 f"{np.array2string(arr, threshold=6)}")
+            if arr.dtype.kind not in "biuf":
+                raise MeasurementFileError(path, f"geometry parameter {key!r} must hold integers, got dtype "
+                                                 f"{arr.dtype}")
+    return geometry, units
+
+
+def _count(value) -> int:
+    return int(np.asarray(value).size)
+
+
+def _prod(value) -> int:
+    return math.prod(int(v) for v in np.asarray(value).reshape(-1))
+
+
+def declared_work(name: str, geometry: dict) -> list[tuple[str, int, int, str]]:
+    """Sizes a geometry declares before its operator is built: ``[(what, count, limit, env)]``.
+
+    Known forward models declare their input and output sizes (and the black-hole model its ray
+    samples); a count over its limit is refused before anything is allocated.
+    """
+    g, lim = geometry, max_elements()
+    out: list[tuple[str, int, int, str]] = []
+    try:
+        if "image_shape" in g:
+            ch = int(g.get("channels", 1)) if not isinstance(g.get("channels", 1), str) else 1
+            out.append(("image (channels x image_shape)", max(ch, 1) * _prod(g["image_shape"]), lim, MAX_ELEMENTS_ENV))
+        if name == "radon" and "image_shape" in g and "angles" in g:
+            n_det = math.ceil(math.sqrt(2.0) * max(int(v) for v in np.asarray(g["image_shape"]).reshape(-1))) + 1
+            ch = max(int(g.get("channels", 1)), 1)
+            out.append(("sinogram (channels x detectors x angles)", ch * n_det * _count(g["angles"]), lim,
+                        MAX_ELEMENTS_ENV))
+        if name == "blackhole" and {"alpha", "beta"} <= set(g):
+            screen = _count(g["alpha"]) * _count(g["beta"])
+            if "grid_shape" in g:
+                out.append(("emission grid", _prod(g["grid_shape"]), lim, MAX_ELEMENTS_ENV))
+            out.append(("movie (frames x beta x alpha)", max(_count(g.get("t_frames", 1)), 1) * screen, lim,
+                        MAX_ELEMENTS_ENV))
+            out.append(("ray samples (alpha x beta x n_samples)", screen * max(int(g.get("n_samples", 1)), 1),
+                        max_ray_samples(), MAX_RAY_SAMPLES_ENV))
+        if name == "eht-visibilities" and "u" in g and "image_shape" in g:
+            shape = [int(v) for v in np.asarray(g["image_shape"]).reshape(-1)]
+            out.append(("visibility kernels (visibilities x (H + W))", _count(g["u"]) * sum(shape), lim,
+                        MAX_ELEMENTS_ENV))
+    except (TypeError, ValueError, OverflowError):
+        pass  # malformed values: building the operator names them
+    return out
+
+
+def _check_declared_work(name: str, geometry: dict, path) -> None:
+    for what, n, lim, env in declared_work(name, geometry):
+        if n > lim:
+            raise MeasurementFileError(path, f"forward model {name!r}: the geometry declares a {what} of {n}, over "
+                                             f"the limit of {lim} ({env} raises it); nothing was built")
+
+
+def _validate_measurement(m: Measurement, path, *, values: bool = True) -> Any:
+    """Check a :class:`Measurement` in memory (same rules as reading); return the operator.
+
+    ``values=False`` checks shapes and dtypes only (for :func:`read_header`'s placeholders).
+    """
     _check_geometry_values(m.geometry, m.geometry_units, path)
+    normalise_geometry(m.forward_model, m.geometry, m.geometry_units, path)
+    _check_declared_work(m.forward_model, m.geometry, path)
     entry, op = _build_operator(m.forward_model, m.geometry, path)
     _check_array(np.asarray(m.y), "measurement y", path, shape=op.out_shape,
-                 allow_complex=bool(getattr(op, "output_complex", False)))
+                 allow_complex=bool(getattr(op, "output_complex", False)), values=values)
     if m.sigma is not None:
         s = m.sigma
         if not (isinstance(s, (int, float, np.floating, np.integer)) and math.isfinite(float(s)) and s > 0):
             raise MeasurementFileError(path, f"measurement sigma must be a finite number > 0, got {s!r}")
     if m.weights is not None:
-        w = _check_array(np.asarray(m.weights), "measurement weights", path, shape=op.out_shape)
-        if np.any(w < 0):
+        w = _check_array(np.asarray(m.weights), "measurement weights", path, shape=op.out_shape, values=values)
+        if values and np.any(w < 0):
             raise MeasurementFileError(path, "measurement weights must be >= 0")
     if m.mask is not None:
         _check_array(np.asarray(m.mask), "measurement mask", path, shape=op.out_shape, kinds="b")
     if m.ground_truth is not None:
         _check_array(np.asarray(m.ground_truth), "ground truth x", path, shape=op.in_shape,
-                     allow_complex=bool(getattr(op, "input_complex", False)))
+                     allow_complex=bool(getattr(op, "input_complex", False)), values=values)
     return op
 
 
+def _text(value, what: str, path) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise MeasurementFileError(path, f"{what} must be a string, got {_short_repr(value)}")
+    return value
+
+
+def _short_repr(value) -> str:
+    return " ".join(repr(value).split())[:80]
+
+
 def _read_provenance(f, path) -> dict:
+    import h5py
+
     if "provenance" not in f:
         return {}
     g = f["provenance"]
+    if not isinstance(g, h5py.Group):
+        raise MeasurementFileError(path, "/provenance must be a group")
     prov: dict[str, Any] = {}
     for key in ("generator", "command", "software_version"):
         if key in g.attrs:
-            val = g.attrs[key]
-            prov[key] = val.decode() if isinstance(val, bytes) else str(val)
+            prov[key] = _text(g.attrs[key], f"provenance {key}", path)
     if "seed" in g.attrs:
-        seed = int(np.asarray(g.attrs["seed"]).item())
+        seed = np.asarray(g.attrs["seed"])
+        if seed.shape != () or seed.dtype.kind not in "iu":
+            raise MeasurementFileError(path, f"provenance seed must be one integer, got "
+                                             f"{_short_repr(g.attrs['seed'])}")
+        seed = int(seed)
         prov["seed"] = None if seed < 0 else seed
-    for key in ("config", "parents"):
+    for key, kind in (("config", dict), ("parents", list)):
         if key in g.attrs:
-            text = g.attrs[key]
-            text = text.decode() if isinstance(text, bytes) else str(text)
+            text = _text(g.attrs[key], f"provenance {key}", path)
             try:
-                prov[key] = json.loads(text)
+                value = json.loads(text)
             except json.JSONDecodeError:
                 raise MeasurementFileError(path, f"provenance {key} is not valid JSON") from None
+            if not isinstance(value, kind):
+                raise MeasurementFileError(path, f"provenance {key} must be a JSON "
+                                                 f"{'object' if kind is dict else 'list'}, got {_short_repr(value)}")
+            prov[key] = value
+    for par in prov.get("parents", []):
+        if not (isinstance(par, dict) and all(isinstance(par.get(k, ""), str) for k in ("path", "sha256"))):
+            raise MeasurementFileError(path, f"provenance parents must be a list of {{\"path\", \"sha256\"}} "
+                                             f"objects, got {_short_repr(par)}")
     return prov
 
 
-def _read_measurement_open(f, path, *, expected_format: str | None) -> Measurement:
+def _read_geometry_group(f, path) -> tuple[dict, dict]:
+    import h5py
+
+    if "geometry" not in f:
+        raise MeasurementFileError(path, "missing group /geometry")
+    geo = f["geometry"]
+    if not isinstance(geo, h5py.Group):
+        raise MeasurementFileError(path, "/geometry must be a group")
+    for key in geo:
+        _dataset(f, f"geometry/{key}", path)  # a dataset, of a size within the limit, before reading
+    from forward_models import read_geometry
+
+    try:
+        geometry = read_geometry(geo)
+    except MemoryError:
+        raise MeasurementFileError(path, "geometry does not fit in memory") from None
+    except (OSError, RuntimeError, ValueError, AttributeError, TypeError) as e:
+        raise MeasurementFileError(path, f"geometry cannot be read ({_short(e)})") from None
+    units = {}
+    for key in geo:
+        if "units" in geo[key].attrs:
+            units[key] = _text(geo[key].attrs["units"], f"units of geometry parameter {key!r}", path)
+    return geometry, units
+
+
+def _read_measurement_open(f, path, *, expected_format: str | None, values: bool = True,
+                           allow_external: bool | None = None) -> Measurement:
     fmt = _attr_str(f, "format", path, "the root group")
     if fmt not in (FORMAT_MEASUREMENT, FORMAT_RECONSTRUCTION):
         raise MeasurementFileError(path, f"unknown format {fmt!r}; expected {FORMAT_MEASUREMENT!r}")
@@ -615,104 +1012,185 @@ def _read_measurement_open(f, path, *, expected_format: str | None) -> Measureme
     if major < 1:
         raise MeasurementFileError(path, f"format_version {version} is not supported")
     name = _attr_str(f, "forward_model", path, "the root group")
-    if "geometry" not in f:
-        raise MeasurementFileError(path, "missing group /geometry")
-    geo = f["geometry"]
-    from forward_models import read_geometry
-
-    try:
-        geometry = read_geometry(geo)
-    except (OSError, RuntimeError, ValueError, AttributeError, TypeError) as e:
-        raise MeasurementFileError(path, f"geometry cannot be read ({_short(e)})") from None
-    units = {}
-    for key in geo:
-        if "units" in geo[key].attrs:
-            u = geo[key].attrs["units"]
-            units[key] = u.decode() if isinstance(u, bytes) else str(u)
+    check_local_storage(f, path, allow_external=allow_external_default() if allow_external is None
+                        else allow_external)
+    geometry, units = _read_geometry_group(f, path)
+    _check_geometry_values(geometry, units, path)
+    geometry, units = normalise_geometry(name, geometry, units, path)
     if "measurement" not in f or "y" not in f["measurement"]:
         raise MeasurementFileError(path, "missing dataset /measurement/y")
-    y = _read_dataset(f, "measurement/y", path)
+
+    def array(key):
+        return _read_dataset(f, key, path) if values else _placeholder(_dataset(f, key, path))
+
+    for key in ("measurement/y", "measurement/weights", "measurement/mask", "ground_truth/x"):
+        if key in f:
+            _dataset(f, key, path)  # every declared size within the limit before anything is read
     ds = f["measurement/y"]
-    yunits = ds.attrs.get("units", "1")
-    yunits = yunits.decode() if isinstance(yunits, bytes) else str(yunits)
+    yunits = _text(ds.attrs.get("units", "1"), "units of /measurement/y", path)
     dims = []
     if "dims" in ds.attrs:
-        with contextlib.suppress(Exception):
-            dims = list(json.loads(ds.attrs["dims"]))
+        try:
+            dims = json.loads(_text(ds.attrs["dims"], "dims of /measurement/y", path))
+        except json.JSONDecodeError:
+            raise MeasurementFileError(path, "dims of /measurement/y is not valid JSON") from None
+        if not (isinstance(dims, list) and all(isinstance(d, str) for d in dims)):
+            raise MeasurementFileError(path, f"dims of /measurement/y must be a JSON list of names, got "
+                                             f"{_short_repr(dims)}")
     sigma = None
     if "sigma" in f["measurement"]:
-        s = np.asarray(_read_dataset(f, "measurement/sigma", path))
-        if s.size != 1 or s.dtype.kind not in "fiu":
-            raise MeasurementFileError(path, f"measurement sigma must be one number, got shape {s.shape} "
-                                             f"dtype {s.dtype}")
-        sigma = float(s.reshape(()))
+        sds = _dataset(f, "measurement/sigma", path)
+        if sds.size != 1 or sds.dtype.kind not in "fiu":
+            raise MeasurementFileError(path, f"measurement sigma must be one number, got shape {sds.shape} "
+                                             f"dtype {sds.dtype}")
+        sigma = float(np.asarray(_read_dataset(f, "measurement/sigma", path)).reshape(()))
         if not (math.isfinite(sigma) and sigma > 0):
             raise MeasurementFileError(path, f"measurement sigma must be a finite number > 0, got {sigma}")
-    weights = _read_dataset(f, "measurement/weights", path) if "weights" in f["measurement"] else None
-    mask = _read_dataset(f, "measurement/mask", path) if "mask" in f["measurement"] else None
     gt = None
     if "ground_truth" in f:
         if "x" not in f["ground_truth"]:
             raise MeasurementFileError(path, "group /ground_truth has no dataset x")
-        gt = _read_dataset(f, "ground_truth/x", path)
-    m = Measurement(y=np.asarray(y), forward_model=name, geometry=geometry, geometry_units=units, sigma=sigma,
-                    weights=weights, mask=mask, ground_truth=gt, provenance=_read_provenance(f, path),
-                    units=yunits, dims=dims, path=str(path), format_version=version,
-                    created=f.attrs.get("created"), software_version=f.attrs.get("software_version"))
-    if isinstance(m.created, bytes):
-        m.created = m.created.decode()
-    _validate_measurement(m, path)
+        gt = array("ground_truth/x")
+    created = f.attrs.get("created")
+    sw = f.attrs.get("software_version")
+    m = Measurement(y=np.asarray(array("measurement/y")), forward_model=name, geometry=geometry,
+                    geometry_units=units, sigma=sigma,
+                    weights=array("measurement/weights") if "weights" in f["measurement"] else None,
+                    mask=array("measurement/mask") if "mask" in f["measurement"] else None,
+                    ground_truth=gt, provenance=_read_provenance(f, path), units=yunits, dims=dims, path=str(path),
+                    format_version=version,
+                    created=None if created is None else _text(created, "attribute 'created'", path),
+                    software_version=None if sw is None else _text(sw, "attribute 'software_version'", path),
+                    header_only=not values)
+    op = _validate_measurement(m, path, values=values)
+    m._operators[(m.forward_model, _geometry_fingerprint(m.geometry), "cpu")] = op  # built once
     return m
 
 
-def read_measurement(path: str | os.PathLike) -> Measurement:
+def _read_file(path, read, *, values: bool):
+    """Open ``path`` and ``read(f)``; with ``values`` also hash the bytes and make sure they did not change.
+
+    The hash is taken before parsing and the file's identity (inode, size, modification time)
+    compared before and after, so the hash is that of the bytes actually read.
+    """
+    path = Path(path)
+    before = _identity(path) if values else None
+    digest = sha256_file(path) if values and path.is_file() else None
+    f = _open_h5(path)
+    try:
+        with f:
+            out = read(f)
+    except MeasurementFileError:
+        raise
+    except MemoryError:
+        raise MeasurementFileError(path, "file does not fit in memory") from None
+    except (OSError, RuntimeError, KeyError, AttributeError, TypeError) as e:  # h5py errors in a damaged file
+        raise MeasurementFileError(path, f"HDF5 file is damaged ({_short(e)})") from None
+    if values and _identity(path) != before:
+        raise MeasurementFileError(path, "file changed while it was being read; read it again")
+    return out, digest
+
+
+def _identity(path: Path):
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_measurement(path: str | os.PathLike, *, allow_external: bool | None = None) -> Measurement:
     """Read and validate a measurement file (a reconstruction file also works: its measurement).
+
+    Parameters
+    ----------
+    path : path
+    allow_external : bool, optional
+        Read datasets stored in other files (external links, external raw storage, virtual
+        datasets).  Default: refused unless the environment sets ``RECON_ALLOW_EXTERNAL=1``.
 
     Raises
     ------
     MeasurementFileError
-        One line naming the file and the problem, for every way the file can be wrong.
+        One line naming the file and the problem, for every way the file can be wrong (see
+        ``data/FORMAT.md``: size limits and what is refused).
+    """
+    m, digest = _read_file(path, lambda f: _read_measurement_open(f, Path(path), expected_format=None,
+                                                                   allow_external=allow_external), values=True)
+    m.sha256 = digest
+    return m
+
+
+def read_header(path: str | os.PathLike, *, allow_external: bool | None = None):
+    """Read a measurement or reconstruction file's metadata without reading its data arrays.
+
+    The geometry (size-limited) and the scalar noise level are read and validated, the operator
+    is built and every array's declared shape and dtype is checked; the arrays themselves are
+    zero placeholders (``header_only=True``) and their values (NaN, negative weights) are not
+    checked.  Returns a :class:`Measurement`, or a :class:`Reconstruction` for reconstruction files.
     """
     path = Path(path)
-    f = _open_h5(path)
+
+    def read(f):
+        fmt = _attr_str(f, "format", path, "the root group")
+        m = _read_measurement_open(f, path, expected_format=None, values=False, allow_external=allow_external)
+        if fmt == FORMAT_RECONSTRUCTION:
+            return _read_reconstruction_open(f, path, m, values=False)
+        return m
+
+    return _read_file(path, read, values=False)[0]
+
+
+def _read_reconstruction_open(f, path, m: Measurement, *, values: bool) -> Reconstruction:
+    import h5py
+
+    if "reconstruction" not in f or "x" not in f["reconstruction"]:
+        raise MeasurementFileError(path, "missing dataset /reconstruction/x")
+    g = f["reconstruction"]
+    op = m.operator()
+    xds = _dataset(f, "reconstruction/x", path)
+    x = _check_array(_read_dataset(f, "reconstruction/x", path) if values else _placeholder(xds),
+                     "reconstruction x", path, shape=op.in_shape,
+                     allow_complex=bool(getattr(op, "input_complex", False)), values=values)
+    attrs = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in g.attrs.items()}
     try:
-        with f:
-            return _read_measurement_open(f, path, expected_format=None)
-    except MeasurementFileError:
-        raise
-    except (OSError, RuntimeError, KeyError) as e:  # h5py errors deep in a damaged file
-        raise MeasurementFileError(path, f"HDF5 file is damaged ({_short(e)})") from None
+        options = json.loads(_text(attrs.pop("options", "{}"), "reconstruction options", path))
+    except json.JSONDecodeError:
+        raise MeasurementFileError(path, "reconstruction options are not valid JSON") from None
+    if not isinstance(options, dict):
+        raise MeasurementFileError(path, f"reconstruction options must be a JSON object, got {_short_repr(options)}")
+    history = {}
+    if "history" in g:
+        if not isinstance(g["history"], h5py.Group):
+            raise MeasurementFileError(path, "/reconstruction/history must be a group")
+        for k in g["history"]:
+            ds = _dataset(f, f"reconstruction/history/{k}", path)
+            history[k] = np.asarray(_read_dataset(f, f"reconstruction/history/{k}", path)) if values \
+                else _placeholder(ds)
+    solver, prior = str(attrs.pop("solver", "")), str(attrs.pop("prior", ""))
+    wsha = str(attrs.pop("weights_sha256", ""))
+    metrics = {}
+    for k, v in attrs.items():
+        if np.ndim(v) == 0 and not isinstance(v, str):
+            try:
+                metrics[k] = float(v)
+            except (TypeError, ValueError):
+                raise MeasurementFileError(path, f"reconstruction attribute {k!r} must be a number") from None
+    return Reconstruction(x=x, measurement=m, solver=solver, prior=prior, options=options, history=history,
+                          metrics=metrics, weights_sha256=wsha, path=str(path), provenance=m.provenance)
 
 
-def read_reconstruction(path: str | os.PathLike) -> Reconstruction:
+def read_reconstruction(path: str | os.PathLike, *, allow_external: bool | None = None) -> Reconstruction:
     """Read and validate a reconstruction file written by :func:`write_reconstruction`."""
     path = Path(path)
-    f = _open_h5(path)
-    try:
-        with f:
-            m = _read_measurement_open(f, path, expected_format=FORMAT_RECONSTRUCTION)
-            if "reconstruction" not in f or "x" not in f["reconstruction"]:
-                raise MeasurementFileError(path, "missing dataset /reconstruction/x")
-            g = f["reconstruction"]
-            op = m.operator()
-            x = _check_array(_read_dataset(f, "reconstruction/x", path), "reconstruction x", path,
-                             shape=op.in_shape, allow_complex=bool(getattr(op, "input_complex", False)))
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in g.attrs.items()}
-            try:
-                options = json.loads(attrs.pop("options", "{}"))
-            except json.JSONDecodeError:
-                raise MeasurementFileError(path, "reconstruction options are not valid JSON") from None
-            history = {k: np.asarray(ds[()]) for k, ds in g["history"].items()} if "history" in g else {}
-            solver, prior = str(attrs.pop("solver", "")), str(attrs.pop("prior", ""))
-            wsha = str(attrs.pop("weights_sha256", ""))
-            metrics = {k: float(v) for k, v in attrs.items() if np.ndim(v) == 0 and not isinstance(v, str)}
-            return Reconstruction(x=x, measurement=m, solver=solver, prior=prior, options=options,
-                                  history=history, metrics=metrics, weights_sha256=wsha, path=str(path),
-                                  provenance=m.provenance)
-    except MeasurementFileError:
-        raise
-    except (OSError, RuntimeError, KeyError) as e:
-        raise MeasurementFileError(path, f"HDF5 file is damaged ({_short(e)})") from None
+
+    def read(f):
+        m = _read_measurement_open(f, path, expected_format=FORMAT_RECONSTRUCTION, allow_external=allow_external)
+        return _read_reconstruction_open(f, path, m, values=True)
+
+    r, digest = _read_file(path, read, values=True)
+    r.measurement.sha256 = digest
+    return r
 
 
 def file_kind(path: str | os.PathLike) -> str:

@@ -50,7 +50,7 @@ import torch
 
 from .admm import pnp_admm
 from .classical import cg_tikhonov, fbp, pnp_pgd, red, total_variation, tv_reconstruction
-from .common import NonFiniteIterateError, check_measurement, check_x0
+from .common import NonFiniteIterateError, OptionError, check_measurement, check_x0
 from .coordinate import fit_coordinate_network
 from .defaults import DEFAULTS, defaults_for
 from .fidelity import DataFidelity, ProxInfo
@@ -157,7 +157,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
             raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
         unknown = set(params) - allowed - relative
         if unknown:
-            raise TypeError(f"solver {name!r} got unknown hyper-parameter(s) {sorted(unknown)}; "
+            raise OptionError(f"solver {name!r} got unknown hyper-parameter(s) {sorted(unknown)}; "
                             f"accepted: {sorted(allowed | relative)}")
         cfg = defaults_for(name, getattr(A, "registry_name", None), _prior_name(prior)) if use_defaults else {}
         params = dict(params)

@@ -185,3 +185,48 @@ def test_shipped_weights_beat_bm3d_on_set12(name):
     r = evaluate_denoiser(den, shared_path("data", "set12"), 25)
     assert r["mean_psnr"] > 30.02
     assert abs(r["mean_psnr"] - meta["set12_psnr"]["25"]) < 0.02
+
+
+# ----------------------------------------------------------------------------- hostile headers (issue 21.7)
+def _header_only(path, arch, config, tensors=None):
+    from safetensors.torch import save
+
+    header = {"format": "recon-denoiser-weights", "format_version": 1, "architecture": arch, "config": config}
+    path.write_bytes(save(tensors or {}, metadata={"recon": json.dumps(header)}))
+    return path
+
+
+@pytest.mark.parametrize("arch,config,word", [
+    ("dncnn", {"depth": 10 ** 6}, "depth"),
+    ("dncnn", {"depth": 17, "width": 10 ** 6}, "width"),
+    ("drunet", {"channels": [64, 10 ** 7]}, "channels"),
+    ("drunet", {"n_blocks": 10 ** 5}, "n_blocks"),
+    ("dnresnet", {"n_blocks": 10 ** 6}, "n_blocks"),
+    ("dncnn", {"depth": "many"}, "depth"),
+])
+def test_header_over_the_architecture_limits_is_refused_before_building(tmp_path, arch, config, word):
+    path = _header_only(tmp_path / "bomb.safetensors", arch, config)
+    assert path.stat().st_size < 400
+    with pytest.raises(ValueError, match=word) as err:
+        build_from_weights(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_header_that_does_not_describe_the_tensors_is_refused_before_building(tmp_path, monkeypatch):
+    """A header within the limits but declaring a network far larger than the file's tensors."""
+    import priors.weights as pw
+
+    built = []
+    real = pw.build_model
+
+    def spy(*a, **k):
+        model = real(*a, **k)
+        built.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(pw, "build_model", spy)
+    small = {"model.0.weight": torch.zeros(4, 1, 3, 3)}
+    path = _header_only(tmp_path / "liar.safetensors", "dncnn", {"depth": 300, "width": 512}, small)
+    with pytest.raises(ValueError, match="does not match"):
+        build_from_weights(path)
+    assert set(built) <= {"meta"}  # no network was allocated (only its shapes, on the meta device)

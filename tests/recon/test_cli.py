@@ -133,6 +133,10 @@ MALFORMED = [
 ]
 
 
+# Problems only the data values show: `recon run` refuses them, `recon info` (metadata only) lists the file.
+VALUES_ONLY = {"nan-in-data", "inf-in-data", "truth-nan", "negative-weights"}
+
+
 @pytest.mark.parametrize("case,mutate,expected", MALFORMED, ids=[c[0] for c in MALFORMED])
 @pytest.mark.parametrize("command", ["run", "info"])
 def test_malformed_input(tmp_path, good_file, capsys, standin, case, mutate, expected, command):
@@ -150,6 +154,9 @@ def test_malformed_input(tmp_path, good_file, capsys, standin, case, mutate, exp
     argv = ["run", str(bad), "-o", str(out)] if command == "run" else ["info", str(bad)]
     rc = main(argv)
     err = capsys.readouterr().err.strip()
+    if command == "info" and case in VALUES_ONLY:  # info reads no data array, so it cannot see these
+        assert rc == 0, err
+        return
     assert rc == 2, err
     assert len(err.splitlines()) == 1, err
     assert str(bad) in err and expected in err, err
