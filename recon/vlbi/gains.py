@@ -30,7 +30,7 @@ def apply_gains(vis, gains: np.ndarray, data: VLBIData) -> np.ndarray:
 
 
 def selfcal(data: VLBIData, model_vis, *, mode: str = "amp+phase", gain_sigma: float = 0.2, sys_noise: float = 0.0,
-            n_iter: int = 100, min_uv: float = 0.0, tol: float = 1e-10) -> np.ndarray:
+            n_iter: int = 1000, min_uv: float = 0.0, tol: float = 1e-10) -> np.ndarray:
     """Station gains per scan that best map ``model_vis`` onto the data (StEFCal iterations).
 
     Minimises ``Σ w |V_ij − g_i conj(g_j) M_ij|² + Σ λ_i ||g_i| − 1|²`` over complex gains, one
