@@ -294,18 +294,21 @@ class EmissionTomography(LinearOperator):
             bases.append((i0[0] * ny + i0[1]) * nz + i0[2])
             fracs.append(np.stack([q - i for q, i in zip(fi, i0)]))
             weights.append(self._samples["w"][..., ok])
-            pixels.append(self._samples["pix"][ok] + f * npix * self.n_stokes)
+            pixels.append(self._samples["pix"][ok] + f * npix)
         base = np.concatenate(bases)
         # int64 indices: torch's CPU index_add_ along dim 1 is ~50x slower with int32 indices
         idx_dtype = torch.int64
         self.n_active = int(base.size)
         self.register_buffer("base_index", torch.from_numpy(base).to(idx_dtype))
         pixel = np.concatenate(pixels)
-        if self.n_stokes > 1:  # Stokes s of a frame follows I at an offset of s * npix
-            pixel = np.concatenate([pixel + s * npix for s in range(self.n_stokes)])
+        weight = np.concatenate(weights, axis=-1)
+        if self.n_stokes > 1:
+            # (n_active, n_stokes): one scatter of n_stokes-wide rows into (frames * pixels, n_stokes) is
+            # ~2x faster than n_stokes scalar scatters; the Stokes axis moves in front of the image after
+            weight = np.ascontiguousarray(weight.T)
         self.register_buffer("pixel_index", torch.from_numpy(pixel).to(idx_dtype))
         self.register_buffer("frac", torch.from_numpy(np.concatenate(fracs, axis=1)).to(self._storage_dtype))
-        self.register_buffer("ray_weight", torch.from_numpy(np.concatenate(weights, axis=-1)).to(self._storage_dtype))
+        self.register_buffer("ray_weight", torch.from_numpy(weight).to(self._storage_dtype))
         self._strides = (ny * nz, nz, 1)
 
     # ------------------------------------------------------------------ operator
@@ -324,14 +327,18 @@ class EmissionTomography(LinearOperator):
         c0 = torch.lerp(torch.lerp(corner(0), corner(1), fz), torch.lerp(corner(sy), corner(sy + 1), fz), fy)
         c1 = torch.lerp(torch.lerp(corner(sx), corner(sx + 1), fz),
                         torch.lerp(corner(sx + sy), corner(sx + sy + 1), fz), fy)
+        npix = self.n_frames * self.image_shape[0] * self.image_shape[1]
         if self.n_stokes == 1:
             v = torch.lerp(c0, c1, fx) * w
-        else:  # one interpolation, n_stokes weights: (b, n_stokes * n_active), Stokes-major
-            v = (torch.lerp(c0, c1, fx)[:, None, :] * w).reshape(b, -1)
-        out = torch.zeros((b, self.n_frames * self.n_stokes * self.image_shape[0] * self.image_shape[1]),
-                          dtype=x.dtype, device=x.device)
+            out = torch.zeros((b, npix), dtype=x.dtype, device=x.device)
+            out.index_add_(1, self.buffer_as("pixel_index", x), v)
+            return out.reshape(b, *self.out_shape)
+        # one interpolation, n_stokes weights per sample: rows (b, n_active, n_stokes)
+        v = torch.lerp(c0, c1, fx)[:, :, None] * w
+        out = torch.zeros((b, npix, self.n_stokes), dtype=x.dtype, device=x.device)
         out.index_add_(1, self.buffer_as("pixel_index", x), v)
-        return out.reshape(b, *self.out_shape)
+        nf, (nb, na) = self.n_frames, self.image_shape
+        return out.reshape(b, nf, nb * na, self.n_stokes).transpose(-1, -2).reshape(b, *self.out_shape)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if y.is_complex():
@@ -342,11 +349,12 @@ class EmissionTomography(LinearOperator):
         fr = self.buffer_as("frac", y)
         w = self.buffer_as("ray_weight", y)
         sx, sy, _ = self._strides
-        v = y.reshape(b, -1).index_select(1, self.buffer_as("pixel_index", y))
         if self.n_stokes == 1:
-            v = v * w
-        else:
-            v = (v.reshape(b, self.n_stokes, -1) * w).sum(dim=1)
+            v = y.reshape(b, -1).index_select(1, self.buffer_as("pixel_index", y)) * w
+        else:  # (b, frames, stokes, pixels) -> rows (b, frames * pixels, stokes), gathered per sample
+            nf, (nb, na) = self.n_frames, self.image_shape
+            rows = y.reshape(b, nf, self.n_stokes, nb * na).transpose(-1, -2).reshape(b, nf * nb * na, self.n_stokes)
+            v = (rows.index_select(1, self.buffer_as("pixel_index", y)) * w).sum(dim=-1)
         v1 = v * fr[0]
         v0 = v - v1
         out = torch.zeros((b, nx * ny * nz), dtype=y.dtype, device=y.device)
