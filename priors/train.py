@@ -36,12 +36,14 @@ from .nn import freeze_batchnorm
 
 
 def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` of ``obj`` to ``path`` through the one atomic writer (``forward_models.atomic``)."""
+    import io
+
+    from forward_models.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 class WeightEMA:

@@ -22,12 +22,12 @@ Export a training run with::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from forward_models.atomic import atomic_write_bytes, sha256_file  # the one writer and hash (re-exported)
 
 from .models import ARCHITECTURES, build_model
 
@@ -37,27 +37,9 @@ FORMAT_VERSION = 1
 _META_KEY = "recon"  # safetensors header metadata entry holding the JSON description
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sidecar_path(path: str | Path) -> Path:
     """The JSON sidecar next to a weights file (same stem, ``.json``)."""
     return Path(path).with_suffix(".json")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _model_description(model: torch.nn.Module, arch: str | None, config: dict | None) -> tuple[str, dict]:

@@ -42,7 +42,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -604,11 +603,11 @@ def save_geodesics(geo: Geodesics, path) -> Path:
     """Write geodesics to an HDF5 file atomically (temporary file in the same folder, then rename)."""
     import h5py
 
+    from ..atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = "recon-kerr-geodesics"
             f.attrs["format_version"] = _FORMAT_VERSION
@@ -620,11 +619,6 @@ def save_geodesics(geo: Geodesics, path) -> Path:
             f.attrs["sampling"] = str(geo.sampling)
             f.attrs["r_max"] = float("nan") if geo.r_max is None else float(geo.r_max)
             f.attrs["units"] = "G = c = M = 1; lengths and times in M, angles in rad"
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

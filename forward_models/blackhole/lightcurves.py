@@ -19,15 +19,15 @@ one standard deviation per Stokes parameter.
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_bytes
 from .polarization import rotate_evpa
 
 __all__ = ["StokesLightCurve", "add_stokes_noise", "background_qu", "bin_average", "read_lightcurve",
@@ -183,17 +183,10 @@ def write_lightcurve_csv(lc: StokesLightCurve, path) -> Path:
         cols += ["sigma_I", "sigma_Q", "sigma_U"]
         data.append(lc.sigma)
     table = np.concatenate(data, axis=1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(",".join(cols) + "\n")
-            np.savetxt(fh, table, delimiter=",", fmt="%.10g")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buf = io.StringIO()
+    buf.write(",".join(cols) + "\n")
+    np.savetxt(buf, table, delimiter=",", fmt="%.10g")
+    return atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
 def bin_average(lc: StokesLightCurve, width_minutes: float, *, t0_hours: float | None = None,

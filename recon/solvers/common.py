@@ -41,7 +41,7 @@ class OptionError(TypeError, ValueError):
     """A hyper-parameter of the wrong type or an unknown name.
 
     A ``TypeError`` for Python callers, and a ``ValueError`` so the command line reports it as
-    bad input (exit 2) while other ``TypeError``\ s (bugs) stay failures (exit 1).
+    bad input (exit 2) while any other ``TypeError`` (a bug) stays a failure (exit 1).
     """
 
 
