@@ -121,7 +121,7 @@ def run_demo(out="recon-demo", *, size: int = 128, workers: int = 0, quick: bool
     iterations = 5 if quick else None  # None: the solvers' tuned defaults
     # the coordinate network runs with the CPU-sized defaults of recon/solvers/defaults.py
     prior_options = {"coordinate": {"n_steps": 20}} if quick else {}
-    notes.append("coordinate network: the CPU-sized defaults (64x3 MLP, 300 steps, bf16 where native; "
+    notes.append("coordinate network: the CPU-sized defaults (128x3 MLP, 300 steps, bf16 where native; "
                  "`recon run --solver coordinate --help-options` lists the quality setting)")
     notes.append(f"measurements are in {meas}/ (each file records the equivalent `recon simulate` command)")
     res = compare_files(paths, priors=list(priors), out=out, iterations=iterations, workers=workers, seed=seed,

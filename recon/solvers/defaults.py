@@ -20,14 +20,15 @@ from __future__ import annotations
 
 from priors.classical import TV_WEIGHT_PER_SIGMA
 
-# Coordinate networks sized for a CPU (issue 26): a 64-wide, 3-deep MLP, 300 Adam steps at lr 3e-3,
+# Coordinate networks sized for a CPU (issue 26): a 128-wide, 3-deep MLP, 300 Adam steps at lr 3e-3,
 # bfloat16 where native, stopped when the data misfit reaches the noise.  Held-out Train400 392 at
-# 256x256, 60 views, 1%: 24.07 dB in 300 steps (FBP 22.83; 128x3 for 150 steps 21.58), 200 s at
-# load 11 on 2 shared cores, about a minute idle (examples/benchmarks/coordinate_budget.py --size 256;
-# examples/benchmarks/solver_quality.py --task coordinate for Set12).  The quality setting of the
-# table's ("coordinate", "*") entry: --option n_steps=2000 --option width=256 --option depth=4
-# --option lr=1e-3 (Set12 at 256: 22.37 dB from the FBP start, about 30 minutes on this CPU).
-CPU_COORDINATE = dict(encoding="pe", n_freqs=None, width=64, depth=3, n_steps=300, lr=3e-3, lr_schedule="cosine",
+# 256x256, 60 views, 1% (examples/benchmarks/coordinate_budget.py --size 256): 23.80 dB in 145 s at load 9
+# on 2 shared cores (64 wide: 24.07 dB, 200 s at load 11; FBP 22.83); the demo's 128x128 camera at
+# sigma 25/255: 24.67 dB (64 wide: 21.20); the 64x64 sample CT: 21.41 (64 wide 19.99, FBP 23.3: too few
+# pixels for a network to beat FBP).  The quality setting of the table's ("coordinate", "*") entry:
+# --option n_steps=2000 --option width=256 --option depth=4 --option lr=1e-3 (Set12 at 256: 22.37 dB from
+# the FBP start; about 30 minutes on this CPU).
+CPU_COORDINATE = dict(encoding="pe", n_freqs=None, width=128, depth=3, n_steps=300, lr=3e-3, lr_schedule="cosine",
                       amp="auto", misfit_stop=1.0)
 
 DEFAULTS: dict[tuple, dict] = {
