@@ -166,12 +166,14 @@ class _Fitter:
 
 
 def _fit_coordinate(data, terms, op, *, data_w, reg_w, prior_img, flux, x0, n_steps, seed=0, lr=2e-3,
-                    gain_sigma=None):
+                    gain_sigma=None, n_freqs: int = 3):
     """Coordinate network ``x = F softmax(f_θ(coords))``: first fitted to ``log x0``, then to the data."""
     from priors.coordinate import image_field
 
     n = op.image_shape[0]
-    field = image_field((1, n, n), encoding="pe", width=64, depth=3, seed=seed).to(torch.float64)
+    # a low positional-encoding bandwidth (3 octaves): higher ones fitted the sparse uv-coverage with
+    # stripes (n_freqs 5 on the 5 April file: PA 110°, line artefacts)
+    field = image_field((1, n, n), encoding="pe", n_freqs=n_freqs, width=64, depth=3, seed=seed).to(torch.float64)
     target = torch.log(x0.clamp_min(1e-6 * float(x0.max())))
     target = target - target.mean()
     opt = torch.optim.Adam(field.parameters(), lr=1e-2)
@@ -323,7 +325,7 @@ def image_vlbi(data: VLBIData, *, npix: int | None = None, psize_rad: float | No
             flux_fit = float(x.sum())
             record(f"pnp-{s:g}", x, fit)
     elif prior_name == "coordinate":
-        x, fit = _fit_coordinate(data, terms, op, data_w=data_w, reg_w={"mem": 0.1 * reg_scale}, prior_img=prior_img,
+        x, fit = _fit_coordinate(data, terms, op, data_w=data_w, reg_w=reg, prior_img=prior_img,
                                  flux=flux_fit, x0=x, n_steps=coord_steps, seed=seed, gain_sigma=gsig)
         record("coordinate", x, fit)
     # ---- self-calibration: complex station gains per scan against the final image (reported, and used
