@@ -175,8 +175,7 @@ def cmd_run(args, argv) -> int:
         check_output_path(args.fits, [*inputs, out], what="FITS output")
         sky = _sky_fn(m)
     options = parse_options(args.option)
-    x0 = _read_start_point(args.x0, m) if args.x0 else None
-    x0_sha = _sha(args.x0) if args.x0 else ""
+    x0, x0_sha = _read_start_point(args.x0, m) if args.x0 else (None, "")
     if args.iterations is not None:
         options.setdefault("iterations", args.iterations)
     if args.weights is not None:
@@ -332,26 +331,35 @@ def help_options(solver: str) -> str:
 
 
 def _read_start_point(path: str, m):
-    """The ``--x0`` start point: ``/reconstruction/x`` of a ``recon run`` output or a ``.npy`` array
-    (read without pickle), checked against the input grid of the measurement's operator."""
+    """The ``--x0`` start point and the sha256 of the bytes read: ``/reconstruction/x`` of a
+    ``recon run`` output or a ``.npy`` array (read without pickle, its declared shape checked
+    before its data is read), checked against the input grid of the measurement's operator."""
     import numpy as np
 
-    from .io import MeasurementFileError, read_reconstruction
+    from .io import MeasurementFileError, read_reconstruction, sha256_file
 
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"--x0 {p}: no such file")
     shape = tuple(m.operator().in_shape)
     if p.suffix.lower() == ".npy":
+        before = p.stat()
+        sha = sha256_file(p)
         try:
-            x0 = np.load(p, allow_pickle=False)
+            x0 = np.load(p, allow_pickle=False, mmap_mode="r")  # the header only, until it is copied
         except (ValueError, OSError) as e:  # corrupt, truncated or an object array
             raise BadInput(f"--x0 {p}: not a readable .npy array ({' '.join(str(e).split())})") from None
+        if tuple(x0.shape) == shape:
+            x0 = np.array(x0)
+        after = p.stat()
+        if (before.st_ino, before.st_size, before.st_mtime_ns) != (after.st_ino, after.st_size, after.st_mtime_ns):
+            raise BadInput(f"--x0 {p}: the file changed while it was being read")
     elif p.suffix.lower() in (".h5", ".hdf5"):
         try:
-            x0 = read_reconstruction(p).x
+            r = read_reconstruction(p)
         except MeasurementFileError as e:
             raise BadInput(f"--x0 {e.path}: {e.problem}") from None
+        x0, sha = r.x, r.measurement.sha256
     else:
         raise BadInput(f"--x0 {p}: expected a reconstruction file (.h5) or a NumPy array (.npy)")
     if tuple(x0.shape) != shape:
@@ -360,7 +368,7 @@ def _read_start_point(path: str, m):
         raise BadInput(f"--x0 {p}: expected real numbers, got dtype {x0.dtype}")
     if not np.all(np.isfinite(x0)):
         raise BadInput(f"--x0 {p}: contains NaN or Inf")
-    return np.asarray(x0, dtype=np.float64)
+    return np.asarray(x0, dtype=np.float64), sha
 
 
 def _sha(path) -> str:

@@ -614,3 +614,29 @@ def test_file_changed_while_reading_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(recon.io, "sha256_file", hash_then_change)
     with pytest.raises(MeasurementFileError, match="changed while"):
         read_measurement(path)
+
+
+def test_start_point_hash_is_of_the_bytes_read_and_its_shape_is_checked_first(tmp_path, capsys, monkeypatch):
+    import recon.api
+
+    path = _copy("blur", tmp_path / "in.h5")
+    x0 = tmp_path / "x0.npy"
+    np.save(x0, np.full((1, 64, 64), 0.5))
+    read_sha = _sha(x0)
+    real = recon.api.reconstruct
+
+    def rewrite_then_run(m, *a, **kw):
+        np.save(x0, np.zeros((1, 64, 64)))
+        return real(m, *a, **kw)
+
+    monkeypatch.setattr(recon.api, "reconstruct", rewrite_then_run)
+    out = tmp_path / "o.h5"
+    assert main(_run_ok(path, out, "--x0", x0)) == 0
+    parents = {p.get("role", "input"): p["sha256"] for p in read_reconstruction(out).provenance["parents"]}
+    assert parents["x0"] == read_sha != _sha(x0)
+    # a tiny .npy declaring 10^10 values: refused from its header, nothing allocated
+    bomb = tmp_path / "bomb.npy"
+    with open(bomb, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 10,)})
+    rc, err = _run_cli(_run_ok(path, tmp_path / "o2.h5", "--x0", bomb), capsys)
+    _one_line_exit2(rc, err, bomb)
