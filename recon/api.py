@@ -652,7 +652,35 @@ def reconstruct(measurement: Measurement | str | os.PathLike, *, solver: str = "
 
 
 def compare(measurements, priors=("tv", "none"), out=None, **kwargs):
-    """Every prior on every measurement; see :func:`recon.compare.compare_files`."""
+    """Run every prior on every measurement and return (and, with ``out``, write) the comparison.
+
+    >>> res = recon.compare(["meas.h5", m], priors=["drunet", "tv", "fbp"], out="report")  # doctest: +SKIP
+    >>> res.rows[0]["psnr"], res.reconstructions[0].shape                                   # doctest: +SKIP
+
+    Parameters
+    ----------
+    measurements : list of paths or Measurement
+        Measurement files, or :class:`Measurement` objects (from :func:`simulate`,
+        :func:`load_measurement`, an importer); one path alone is accepted too.
+    priors : list of str
+        ``"none"``, ``"coordinate"``, ``"auto"``, any denoiser ``priors.load_denoiser`` knows
+        (``"drunet"``, ``"drunet-ct"``, ``"dncnn"``, ``"dnresnet"``, ``"tv"``, ``"wavelet"``,
+        ``"bm3d"``) or ``"fbp"`` (tomography).  Pairs that do not apply are reported ``n/a``.
+    out : path, optional
+        Report folder: ``report.md``, ``results.csv``, ``figure.png``, ``results.h5`` and
+        ``jobs/`` (each finished job as it ends; the same call again skips them).
+    **kwargs
+        ``solver``, ``iterations``, ``options`` (solver options for every job), ``prior_options``
+        (``{prior: {option: value}}``), ``workers`` (local Dask processes) or ``scheduler`` (a Dask
+        address), ``seed``, ``threads``, ``device``, ``progress`` (jobs done/total, ETA on
+        stderr), ``run=False`` (rebuild the report from ``out``'s finished jobs).
+
+    Returns
+    -------
+    recon.compare.CompareResult
+        ``rows`` (file, prior, solver, status, psnr, ssim, data_misfit, wall_time_s, iterations,
+        note), ``markdown``, ``files`` and ``reconstructions`` (estimate per row index).
+    """
     from .compare import compare_files
 
     return compare_files(measurements, priors=priors, out=out, **kwargs)
