@@ -51,8 +51,9 @@ __all__ = ["RawScan", "import_scan", "preprocess", "read_scan", "sniff_dxchange"
 
 _DEG = {"deg", "degree", "degrees", "°"}
 _RAD = {"rad", "radian", "radians"}
-_LENGTH = {"m": 1.0, "metre": 1.0, "meter": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6,
-           "microns": 1e-6, "nm": 1e-9}
+_LENGTH = {"m": 1.0, "metre": 1.0, "meter": 1.0, "metres": 1.0, "meters": 1.0, "mm": 1e-3, "millimetre": 1e-3,
+           "millimeter": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6, "micrometre": 1e-6,
+           "micrometer": 1e-6, "nm": 1e-9, "nanometre": 1e-9, "nanometer": 1e-9}
 FLAT_MODES = ("mean", "median")
 
 
@@ -300,6 +301,12 @@ def _read_nxtomo(f, path, slice_, rows) -> RawScan:
     if data_ds.ndim != 3:
         raise _err(path, f"/{det}/data must be 3-D (frames, rows, columns), got shape {data_ds.shape}")
     keys = np.asarray(key_ds[()]).reshape(-1)
+    control = f.get(f"{det}/image_key_control")
+    if control is not None:
+        # image_key_control also marks alignment projections (-1), which image_key calls projections
+        ctrl = np.asarray(control[()]).reshape(-1)
+        if ctrl.size == keys.size:
+            keys = np.where(ctrl == -1, 3, keys)
     ang = np.asarray(ang_ds[()], dtype=np.float64).reshape(-1)
     nf = data_ds.shape[0]
     if keys.size != nf or ang.size != nf:

@@ -112,6 +112,29 @@ def test_nxtomo_interpolates_flats_before_and_after(nx):
     assert med.provenance["config"]["flat"] == "median"
 
 
+def test_nxtomo_alignment_projections_are_left_out(nx, tmp_path):
+    """Return projections at the end (image_key 0, image_key_control -1) would break the angle order."""
+    def edit(g):
+        det = g["entry/instrument/detector"]
+        data, keys = det["data"][()], det["image_key"][()]
+        ang = g["entry/sample/rotation_angle"][()]
+        extra = data[np.flatnonzero(keys == 0)[[-1, 0]]]
+        for name, value in (("data", np.concatenate([data, extra])), ("image_key", np.concatenate([keys, [0, 0]]))):
+            del det[name]
+            det[name] = value
+        det["image_key_control"] = np.concatenate([keys, [-1, -1]])
+        del g["entry/sample/rotation_angle"]
+        g["entry/sample/rotation_angle"] = np.concatenate([ang, [180.0, 0.0]])
+        g["entry/sample/rotation_angle"].attrs["units"] = "degree"
+
+    path = _copy_with(nx.path, tmp_path / "align.h5", edit)
+    m = recon.import_scan(path, center=55.4)
+    assert m.y.shape[-1] == nx.angles_deg.size
+    with pytest.raises(ValueError, match="strictly increasing"):  # without image_key_control they would count
+        recon.import_scan(_copy_with(path, tmp_path / "noctl.h5",
+                                     lambda g: g["entry/instrument/detector"].__delitem__("image_key_control")))
+
+
 @pytest.mark.parametrize("shift", [12, -9])
 def test_fbp_of_imported_file_equals_iradon_of_recentred_sinogram(tmp_path, shift):
     """Re-centring: zero columns added on the short side so the axis (a whole column) is the middle
