@@ -740,12 +740,15 @@ REPORT_FILES = ("report.md", "results.csv", "figure.png", "results.h5")
 
 
 def known_priors() -> tuple[str, ...]:
-    """Prior names a comparison accepts: every denoiser, ``coordinate``, ``none`` and the solver priors."""
+    """Prior names a comparison accepts: every denoiser, ``coordinate``, ``none``, the solver priors and
+    the regularisers a solver implements itself (``own_priors``: the vlbi solver's mem, tsv, l1)."""
     from priors import DENOISERS
 
-    from .api import COORDINATE_PRIOR, NO_PRIOR
+    from .api import COORDINATE_PRIOR, NO_PRIOR, solver_registry
 
-    return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *SOLVER_PRIORS)
+    own = [p for spec in solver_registry().values() for p in getattr(spec, "own_priors", ())]
+    names = (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *SOLVER_PRIORS, *own)
+    return tuple(dict.fromkeys(names))  # each once, in order
 
 
 def _is_recon_report_file(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .imaging import OWN_PRIORS, image_vlbi
 from .ring import extract_ring
 
 PARAMS = ("prior_fwhm_uas", "flux", "min_uv", "sys_noise", "closure_weight", "amp_weight", "reg_scale", "n_iter",
-          "selfcal_rounds", "gain_sigma", "coord_steps")
+          "selfcal_rounds", "gain_sigma", "coord_steps", "reg_weights")
 
 
 class VLBIHistory(dict):
@@ -49,7 +49,9 @@ def run_vlbi(A, y, *, measurement=None, prior=None, prior_name=None, x0=None, tr
     if name == "none":
         name = "mem"  # the pipeline's default regulariser
     denoiser = prior if (prior is not None and name not in OWN_PRIORS) else None
-    x, info = image_vlbi(data, prior=name, denoiser=denoiser, seed=seed, **params)
+    start = None if x0 is None else np.asarray(torch.as_tensor(x0).detach().cpu(), dtype=np.float64).reshape(
+        data.meta["npix"], data.meta["npix"])  # recon run --x0: the start (and first prior) image
+    x, info = image_vlbi(data, prior=name, denoiser=denoiser, seed=seed, x0=start, **params)
     ps = data.meta["psize_rad"] * UAS_PER_RAD
     ring = extract_ring(x, ps)
     hist = VLBIHistory()

@@ -56,3 +56,23 @@ def test_import_run_fits(synthetic_uvfits, tmp_path, capsys):
     assert h["FREQ"] == pytest.approx(FREQ)
     # FITS rows run south to north: the file's first row is the image's last (southern) row
     assert np.allclose(data[::-1], r.x[0], atol=1e-6 * r.x.max())
+
+
+def test_solver_choice_and_priors(synthetic_uvfits):
+    import recon
+    from recon import api
+
+    m = recon.import_uvfits(synthetic_uvfits, npix=16)
+    for prior in ("none", "mem", "tv", "drunet", "coordinate"):
+        assert api.default_solver(prior, m) == "vlbi"
+        assert api.pair_applies(m, "vlbi", prior) == (True, "")
+    # a simulated eht-visibilities measurement without station tables is not for the vlbi solver
+    from forward_models import get_entry
+
+    op = get_entry("eht-visibilities").example()
+    plain = api.simulate(op, np.zeros(op.in_shape), noise_sigma=0.0)
+    ok, why = api.pair_applies(plain, "vlbi", "mem")
+    assert not ok and "vlbi" in why
+    assert api.default_solver("none", plain) != "vlbi"
+    with pytest.raises(ValueError, match="unknown option"):
+        api.reconstruct(m, prior="mem", bogus=1)
