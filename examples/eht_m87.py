@@ -5,7 +5,8 @@
 Imports the UVFITS file (scan-averaged, 64x64 pixels over 160 µas), runs the ``vlbi`` solver
 (closure phases + log closure amplitudes, blur and re-image, amplitudes with self-calibrated
 station gains) with each prior (mem, tv, tsv, l1, drunet, coordinate), measures the ring of each
-image (recon.vlbi.ring) and writes ``eht_m87.png`` and ``eht_m87.md`` (reduced χ² and ring per prior).
+image (recon.vlbi.ring) and writes ``eht_m87.png``, ``eht_m87.md`` (reduced χ² and ring per prior) and
+``eht_m87_fit.png`` (the first prior's closure-phase / log-closure-amplitude fit against time and its gains).
 ``--quick`` fits the coordinate network with fewer steps.  The file is ../shared/data/eht_m87_2017/ relative to the repository.
 """
 
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     m = recon.import_uvfits(args.uvfits)
     ps = float(m.geometry["psize_rad"]) * UAS_PER_RAD
     opts = dict(coord_steps=150) if args.quick else {}
-    results = []
+    results, fits_history = [], {}
     for prior in [p.strip() for p in args.priors.split(",") if p.strip()]:
         t0 = time.perf_counter()
         try:
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
             continue
         met = r.metrics
         results.append((prior, np.asarray(r.x).reshape(r.x.shape[-2:]), met))
+        fits_history[prior] = r.history
         print(f"{prior:10s} d {met['ring_diameter_uas']:.1f} uas  PA {met['ring_position_angle_deg']:.0f} deg  "
               f"width {met['ring_width_uas']:.1f}  f_c {met['ring_central_depression']:.2f}  "
               f"chi2 cphase {met['chi2_cphase']:.2f} logcamp {met['chi2_logcamp']:.2f}  "
@@ -83,7 +85,19 @@ def main(argv=None) -> int:
                      f"{met['ring_position_angle_deg']:.0f} | {met['ring_central_depression']:.2f} | "
                      f"{met['chi2_cphase']:.2f} | {met['chi2_logcamp']:.2f} | {met.get('chi2_amp', float('nan')):.2f} |")
     (out / "eht_m87.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'eht_m87.png'} and {out / 'eht_m87.md'}")
+    if results:  # the data fit of the first prior's image: closures vs time, residuals, station gains
+        from recon.vlbi.data import VLBIData
+        from recon.vlbi.plots import data_fit_figure
+
+        prior, img, _ = results[0]
+        h = fits_history[prior]
+        gains = None
+        if "gain_amp" in h:
+            shape = tuple(int(v) for v in h["gain_shape"])
+            gains = (h["gain_amp"] * np.exp(1j * np.radians(h["gain_phase_deg"]))).reshape(shape)
+        data_fit_figure(VLBIData.from_measurement(m), img, gains, title=f"data fit: {prior}").savefig(
+            out / "eht_m87_fit.png", dpi=100)
+    print(f"wrote {out / 'eht_m87.png'}, {out / 'eht_m87_fit.png'} and {out / 'eht_m87.md'}")
     return 0
 
 
