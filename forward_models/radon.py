@@ -701,7 +701,8 @@ def _fbp(sinogram: torch.Tensor, cos: np.ndarray, sin: np.ndarray, image_shape, 
     bc = b * ch
     # projections with a zero on each side, angle-major: (bc, A, N + 2)
     qp = torch.nn.functional.pad(q.reshape(bc, n, n_ang).transpose(1, 2), (1, 1))
-    if backend == "numba" and dev.type == "cpu" and dt in (torch.float32, torch.float64):
+    if backend == "numba" and dev.type == "cpu" and dt in (torch.float32, torch.float64) and not q.requires_grad:
+        # (the compiled kernel is not differentiable: a sinogram that needs gradients takes torch gathers)
         out = _run_numba("fbp_backproject", qp.contiguous().numpy(), np.ascontiguousarray(cos),
                          np.ascontiguousarray(sin), (h, w), center, 1.0 / spacing)
         return (torch.from_numpy(out) * (math.pi / (2 * n_ang))).to(dt).reshape(b, ch, h, w)
