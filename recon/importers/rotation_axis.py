@@ -5,8 +5,9 @@ Two steps (``find_center``):
 1. **Mirrored registration** (coarse): a projection at ``θ`` and the one at ``θ + 180°`` are mirror
    images about the axis, ``p_{θ+π}(u) = p_θ(2c − u)`` for detector column ``u``.  The flipped
    ``θ + 180°`` projection ``f(u) = p_{θ+π}(N − 1 − u) = p_θ(u + Δ)`` is ``p_θ`` shifted by
-   ``Δ = 2c − (N − 1)``, found by cross-correlation (FFT, parabolic sub-pixel peak) and averaged
-   (median) over every such pair in the scan.  Without a 180° pair it is skipped.
+   ``Δ = 2c − (N − 1)``, found by cross-correlating the two profiles' smoothed derivatives (FFT,
+   parabolic sub-pixel peak) and averaged (median) over up to 32 such pairs of the scan.  Without a
+   180° pair it is skipped.
 2. **Vo's Fourier metric** (fine; Vo, Atwood & Drakopoulos, Opt. Express 22, 19078, 2014): for a
    trial axis ``c`` the 0–180° sinogram and its mirror shifted by ``2c − (N − 1)`` are stacked into a
    0–360° sinogram; a consistent one has almost no energy outside the double wedge

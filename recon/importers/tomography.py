@@ -25,6 +25,11 @@ imported rows' mean sinogram; a number is a detector column of the *unbinned* de
 beamline convention) and is converted to the binned one.  The value found is printed by ``recon
 import``, recorded in the provenance and is the operator's ``center``.
 
+Values: the line integrals are divided by ``value_scale`` (``scale="auto"``: the 99.9th percentile of a
+quick FBP, so that reconstructions span about [0, 1] as the learned priors expect); a reconstruction
+times ``value_scale`` is the attenuation per image pixel, and divided further by the image pixel size
+(``geometry["detector_pixel_size"] / detector_spacing``) the linear attenuation coefficient in 1/m.
+
 Noise model: the line integrals' variance is ≈ 1/counts (counts = projection minus dark, in photons
 when the detector counts photons), so the measurement carries weights ``W = sqrt(counts / mean
 counts)`` (``‖W (y − A x)‖²`` is then the statistically weighted least squares with whitened noise of
