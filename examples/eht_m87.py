@@ -7,7 +7,8 @@ Imports the UVFITS file (scan-averaged, 64x64 pixels over 160 µas), runs the ``
 station gains) with each prior (mem, tv, tsv, l1, drunet, coordinate), measures the ring of each
 image (recon.vlbi.ring) and writes ``eht_m87.png``, ``eht_m87.md`` (reduced χ² and ring per prior) and
 ``eht_m87_fit.png`` (the first prior's closure-phase / log-closure-amplitude fit against time and its gains).
-``--quick`` fits the coordinate network with fewer steps.  The file is ../shared/data/eht_m87_2017/ relative to the repository.
+``--quick`` fits the coordinate network with fewer steps.  The file is ../shared/data/eht_m87_2017/
+relative to the repository.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
     for prior, _, met in results:
         lines.append(f"| {prior} | {met['ring_diameter_uas']:.1f} | {met['ring_width_uas']:.1f} | "
                      f"{met['ring_position_angle_deg']:.0f} | {met['ring_central_depression']:.2f} | "
-                     f"{met['chi2_cphase']:.2f} | {met['chi2_logcamp']:.2f} | {met.get('chi2_amp', float('nan')):.2f} |")
+                     f"{met['chi2_cphase']:.2f} | {met['chi2_logcamp']:.2f} | "
+                     f"{met.get('chi2_amp', float('nan')):.2f} |")
     (out / "eht_m87.md").write_text("\n".join(lines) + "\n")
     if results:  # the data fit of the first prior's image: closures vs time, residuals, station gains
         from recon.vlbi.data import VLBIData

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +75,6 @@ def main(argv=None) -> int:
                 res = []
                 for gains in (None, random_gains(data, seed=100 + seed)):
                     sim = simulate_observation(data, truth, gains=gains, seed=seed)
-                    t0 = time.perf_counter()
                     x, _ = image_vlbi(sim, prior=prior, seed=seed)
                     res.append(scores(x, truth, ps, pa, kind))
                 (p0, c0, d0, a0), (p1, c1, d1, a1) = res

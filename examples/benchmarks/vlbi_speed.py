@@ -73,7 +73,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     data = VLBIData.from_measurement(import_uvfits(args.uvfits, average="none"))
-    print(f"{len(data.vis)} visibilities, {len(np.unique(data.time_hr))} time stamps, {int(data.scan.max()) + 1} scans, "
+    print(f"{len(data.vis)} visibilities, {len(np.unique(data.time_hr))} time stamps, "
+          f"{int(data.scan.max()) + 1} scans, "
           f"{data.n_stations} stations; torch threads 1; median of {args.repeats}")
     cs, t_build = timed(lambda: build_closures(data, sys_noise=0.02), args.repeats)
     print(f"build_closures: {cs.n_cp} closure phases, {cs.n_lca} log closure amplitudes: {t_build:.3f} s")

@@ -84,8 +84,8 @@ def _noise(data: VLBIData, sys_noise: float) -> np.ndarray:
     return np.sqrt(data.sigma**2 + (float(sys_noise) * np.abs(data.vis)) ** 2)
 
 
-def build_closures(data: VLBIData, *, min_uv: float = 1e8, min_snr: float = 0.0, sys_noise: float = 0.0,
-                   max_per_time: int | None = None) -> ClosureSet:
+def build_closures(data: VLBIData, *, min_uv: float = 1e8, min_snr: float = 0.0,
+                   sys_noise: float = 0.0) -> ClosureSet:
     """Minimal independent closure phases and log closure amplitudes per time stamp.
 
     Parameters
@@ -99,8 +99,6 @@ def build_closures(data: VLBIData, *, min_uv: float = 1e8, min_snr: float = 0.0,
         Baselines with ``|V|/σ`` below this are left out of the closures.
     sys_noise : float
         Fractional systematic error added in quadrature to each visibility's σ.
-    max_per_time : int, optional
-        Unused; reserved.
 
     Returns
     -------

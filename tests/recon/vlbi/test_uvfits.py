@@ -11,7 +11,7 @@ from recon.cli import main
 from recon.importers.uvfits import average_visibilities, read_uvfits, sniff
 from recon.io import read_measurement, sha256_file
 
-from .uvfits_maker import FREQ, simple_case, write_uvfits
+from .uvfits_maker import FREQ, simple_case
 
 
 def test_reader_hand_values(tmp_path):
