@@ -78,6 +78,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--inclination", type=float, default=12.0, help="true inclination (degrees)")
     p.add_argument("--skip-visibilities", action="store_true", help="leave out the ngEHT comparison")
+    p.add_argument("--skip-scan", action="store_true", help="leave out the inclination scan")
+    p.add_argument("--steps", type=int, default=None, help="network steps per fit (overrides the preset)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per ensemble (overrides the preset)")
     args = p.parse_args(argv)
 
     import torch
@@ -93,7 +96,11 @@ def main(argv=None) -> int:
     from recon import blackhole as rb
     from recon import blackhole_polarimetry as bp
 
-    cfg = SETTINGS["full" if args.full else "quick"]
+    cfg = dict(SETTINGS["full" if args.full else "quick"])
+    if args.steps:
+        cfg["steps"] = int(args.steps)
+    if args.seeds:
+        cfg["seeds"] = tuple(range(int(args.seeds)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -110,11 +117,17 @@ def main(argv=None) -> int:
     jy = 0.3 / float(clean[:, 0].max())  # the flare peaks at 0.3 Jy
     truth, clean = truth * jy, clean * jy
     y = add_stokes_noise(clean, SIGMA, seed=args.seed)
+    # the observation as an ALMA-style file (UTC hours from 9.34, Jy), read back as any observed one would be
+    from forward_models.blackhole.lightcurves import StokesLightCurve, read_lightcurve, write_lightcurve_csv
+
+    csv = write_lightcurve_csv(StokesLightCurve(9.34 + minutes / 60.0, y.numpy(), np.tile(SIGMA, (len(minutes), 1))),
+                               out / "lightcurve.csv")
+    y = torch.from_numpy(read_lightcurve(csv).flux)
     train, val = bp.time_split(op.n_frames, validation_fraction=0.2)
     support = rb.radius_mask(op, R_MAX, r_min=R_MIN, z_max=Z_MAX)
+    pfrac = float(clean[:, 1:].norm(dim=1).mean() / clean[:, 0].mean())
     print(f"rays {cfg['rays']}^2 x {cfg['samples']}, {op.n_frames} frames over 100 min, grid {op.grid_shape}, "
-          f"{op.n_active} active samples; flare peak I 0.3 Jy, |P|/I {float(clean[:, 1:].norm(dim=1).mean() / clean[:, 0].mean()):.2f} "
-          f"({time.perf_counter() - t0:.0f} s)")
+          f"{op.n_active} active samples; flare peak I 0.3 Jy, |P|/I {pfrac:.2f} ({time.perf_counter() - t0:.0f} s)")
 
     def score(vol):
         c = bp.centroid(vol, op, mask=support)
@@ -122,7 +135,7 @@ def main(argv=None) -> int:
                 "centroid_error_M": float(np.linalg.norm(c - bp.centroid(truth, op, mask=support)))}
 
     fit_kw = dict(n_iter=cfg["steps"], seeds=cfg["seeds"], r_min=R_MIN, r_max=R_MAX, z_max=Z_MAX, support=support)
-    results: dict = {"settings": {k: v for k, v in cfg.items()}, "sigma_jy": SIGMA, "true_inclination": args.inclination}
+    results: dict = {"settings": dict(cfg), "sigma_jy": SIGMA, "true_inclination": args.inclination}
     fits = {}
     for name, stokes in (("IQU_lightcurve", "IQU"), ("I_lightcurve", "I")):
         fit = bp.fit_lightcurve(op, y, SIGMA, train=train, validation=val, stokes=stokes, **fit_kw)
@@ -157,6 +170,9 @@ def main(argv=None) -> int:
               f"{results['ngEHT_visibilities']['centroid_error_M']:.2f} M ({time.perf_counter() - t0:.0f} s)")
 
     # --- inclination scan --------------------------------------------------------------------------
+    if args.skip_scan:
+        cfg["scan"] = (args.inclination,)
+
     def report(inc, fit):
         print(f"  inclination {inc:4.0f}: validation chi2 {np.mean(fit.chi2_val):8.2f} "
               f"(train {np.mean(fit.chi2_train):.2f}) ({time.perf_counter() - t0:.0f} s)")

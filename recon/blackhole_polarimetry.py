@@ -56,7 +56,8 @@ def time_split(n_frames: int, *, validation_fraction: float = 0.2, mode: str = "
 
 
 def stokes_weights(n_frames: int, sigma, *, frames=None, stokes: str = "IQU") -> np.ndarray:
-    """Weights ``1/σ_s`` ``(n_frames, 3)`` for the frames in ``frames`` and the Stokes letters in ``stokes``, else 0."""
+    """Weights ``1/σ_s`` ``(n_frames, 3)`` for the frames in ``frames`` and the Stokes letters in ``stokes``;
+    0 elsewhere."""
     s = np.asarray(sigma, dtype=np.float64).ravel()
     if s.size != 3 or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ValueError(f"sigma must be 3 positive numbers (I, Q, U), got {sigma!r}")

@@ -480,7 +480,10 @@ def cmd_compare(args, argv) -> int:
         raise BadInput("--priors is empty")
     unknown = [p for p in priors if p not in known_priors()]
     if unknown:
-        raise BadInput(f"--priors: unknown prior(s) {', '.join(map(repr, unknown))}; known: {', '.join(known_priors())}")
+        raise BadInput(f"--priors: unknown prior(s) {', '.join(map(repr, unknown))}; "
+                       f"known: {', '.join(known_priors())}")
+    if args.solver not in ("auto", *solver_names()):
+        raise BadInput(f"--solver: unknown solver {args.solver!r}; known: auto, {', '.join(solver_names())}")
     if args.workers and args.scheduler:
         raise BadInput("use either --workers or --scheduler, not both")
     options = parse_options(args.option)
@@ -635,7 +638,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--stokes", default="I", choices=["I", "IQU"],
                    help="blackhole: total intensity, or polarized synchrotron emission with a Stokes axis (I, Q, U)")
     s.add_argument("--magnetic-field", default="vertical",
-                   help="blackhole --stokes IQU: vertical, radial, toroidal or 'b_r,b_z,b_phi' (lab frame, cylindrical)")
+                   help="blackhole --stokes IQU: vertical, radial, toroidal or 'b_r,b_z,b_phi' "
+                        "(lab frame, cylindrical)")
     s.add_argument("--polarized-fraction", type=_finite_float, default=0.85,
                    help="blackhole --stokes IQU: local linear polarization fraction in [0, 1] (default 0.85)")
     s.add_argument("--geometry", help="any forward model: its constructor arguments as a JSON object")

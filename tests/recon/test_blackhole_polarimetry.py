@@ -1,4 +1,4 @@
-"""Polarimetric light-curve fitting: splits, per-Stokes chi^2, the seed ensemble and the inclination scan (tiny sizes)."""
+"""Polarimetric light-curve fitting: splits, per-Stokes chi^2, the seed ensemble, the inclination scan (tiny sizes)."""
 
 from __future__ import annotations
 
