@@ -484,10 +484,12 @@ def test_tampered_checkpoint_is_refused(tmp_path, capsys, case):
 
 
 # ============================================================================ 14. compare exit codes
-def test_compare_unknown_prior_is_bad_input(tmp_path, capsys):
+def test_compare_unknown_prior_or_solver_is_bad_input(tmp_path, capsys):
     src = _copy("denoise", tmp_path / "in.h5")
     rc, err = _run_cli(["compare", src, "--priors", "none,telepathy", "-o", tmp_path / "rep"], capsys)
     _one_line_exit2(rc, err, "telepathy", "--priors")
+    rc, err = _run_cli(["compare", src, "--priors", "tv", "--solver", "banana", "-o", tmp_path / "rep"], capsys)
+    _one_line_exit2(rc, err, "banana", "--solver")
     assert not (tmp_path / "rep").exists()
 
 
