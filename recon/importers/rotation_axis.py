@@ -208,7 +208,13 @@ def find_center(sino: np.ndarray, angles, *, ratio: float = 0.5, drop: int = 20)
     else:
         start = coarse
     cands, vals = search(start + np.arange(-2.0, 2.0 + 1e-9, 0.25))
-    best = float(cands[int(np.argmin(vals))])
+    k = int(np.argmin(vals))
+    for _ in range(40):  # a minimum on the window's edge: the coarse value was off, follow the slope
+        if 0 < k < len(cands) - 1 or not (0.0 <= cands[k] <= n - 1):
+            break
+        cands, vals = search(cands[k] + np.arange(-2.0, 2.0 + 1e-9, 0.25))
+        k = int(np.argmin(vals))
+    best = float(cands[k])
     cands, vals = search(best + np.arange(-0.3, 0.3 + 1e-9, 0.05))
     k = int(np.argmin(vals))
     center = float(cands[k])

@@ -271,3 +271,16 @@ def test_count_weights_reach_the_solver(dx):
     plain = recon.reconstruct(m, solver="cg", iterations=8, threads=1).x
     assert np.abs(uniform - plain).max() <= 1e-5 * np.abs(plain).max()
     assert np.linalg.norm(weighted - plain) >= 1e-2 * np.linalg.norm(plain)
+
+
+def test_fine_search_recovers_from_a_wrong_coarse_axis(monkeypatch):
+    """Vo's search follows its metric out of the +-2 px window when the registration is 6 px off."""
+    from forward_models.radon import Radon
+    from recon.importers import rotation_axis
+
+    img = skt.resize(np.pad(np.ones((20, 30)), 20), (96, 96))
+    ang = np.deg2rad(np.linspace(0.0, 180.0, 121))
+    sino = Radon((96, 96), ang, n_detectors=200, center=110.3)(torch.from_numpy(img)[None, None])[0, 0].numpy()
+    true_reg = rotation_axis.mirror_registration
+    monkeypatch.setattr(rotation_axis, "mirror_registration", lambda s, a, **k: (true_reg(s, a)[0] + 6.0, 1))
+    assert abs(rotation_axis.find_center(sino, ang).center - 110.3) <= 0.25
