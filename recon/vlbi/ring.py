@@ -2,7 +2,8 @@
 
 For a candidate centre the image is resampled on polar rays ``I(r, θ)`` (θ east of north) and
 each ray's peak radius ``r_pk(θ)`` is found; the centre is the one that makes the peak radii
-most uniform (smallest ``std(r_pk)/mean(r_pk)``, a coarse grid then Nelder-Mead).  Then
+most uniform (smallest ``std(r_pk)/mean(r_pk)``, plus the fraction of rays peaking at an end of
+the searched radii, so a blob's edge is no ring; a coarse grid then Nelder-Mead).  Then
 
 * diameter ``d = 2 mean(r_pk)``;
 * width ``w``: the mean full width at half maximum of the radial profiles around their peak
@@ -51,9 +52,15 @@ def _polar(img, psize, center, radii, thetas):
 
 
 def _spread(img, psize, center, radii, thetas):
+    """``std(r_pk)/mean(r_pk)`` over the rays plus the fraction of rays whose peak is at an end of the
+    searched radii: a centre on a blob's edge puts every peak at ``r_min`` (zero spread, no ring)."""
     prof = _polar(img, psize, center, radii, thetas)
-    rpk = radii[np.argmax(prof, axis=1)]
-    return float(np.std(rpk) / max(np.mean(rpk), 1e-9))
+    k = np.argmax(prof, axis=1)
+    edge = (k == 0) | (k == len(radii) - 1)
+    if edge.all():
+        return 2.0
+    rpk = radii[k[~edge]]
+    return float(np.std(rpk) / max(np.mean(rpk), 1e-9)) + float(edge.mean())
 
 
 def extract_ring(image, psize_uas: float, *, r_min_uas: float = 5.0, r_max_uas: float | None = None,
