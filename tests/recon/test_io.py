@@ -210,3 +210,33 @@ def test_measurement_operator_is_built_once_per_geometry(monkeypatch):
     m.geometry = {**m.geometry, "angles": m.geometry["angles"][:10]}
     c = m.operator()
     assert c is not a and len(calls) == 1 and c.out_shape[-1] == 10
+
+
+def test_outputs_replace_only_files_recon_wrote(tmp_path):
+    """Issue 21.8: an existing output path is replaced only when recon wrote the file there."""
+    from astropy.io import fits
+
+    from recon.io import is_recon_file, tag_png
+
+    kw = dict(pixel_scale_deg=1e-9, ra_deg=10.0, dec_deg=-5.0)
+    sky = tmp_path / "sky.fits"
+    write_fits(sky, np.ones((4, 4)), **kw)
+    write_fits(sky, np.zeros((4, 4)), **kw)  # its own file: replaced
+    assert is_recon_file(sky) and fits.getdata(sky).max() == 0
+    theirs = tmp_path / "theirs.fits"
+    fits.PrimaryHDU(np.ones((4, 4))).writeto(theirs)
+    with pytest.raises(MeasurementFileError, match="not written by recon"):
+        write_fits(theirs, np.zeros((4, 4)), **kw)
+    m, _ = _measurement("denoise")
+    with h5py.File(tmp_path / "user.h5", "w") as f:
+        f["data"] = np.arange(3)
+    with pytest.raises(MeasurementFileError, match="not written by recon"):
+        write_measurement(tmp_path / "user.h5", m)
+    write_measurement(tmp_path / "m.h5", m)
+    write_measurement(tmp_path / "m.h5", m)  # a recon measurement: replaced
+    from PIL import Image
+
+    Image.new("L", (3, 2)).save(tmp_path / "p.png")
+    assert not is_recon_file(tmp_path / "p.png")
+    (tmp_path / "q.png").write_bytes(tag_png((tmp_path / "p.png").read_bytes()))
+    assert is_recon_file(tmp_path / "q.png") and Image.open(tmp_path / "q.png").size == (3, 2)
