@@ -55,6 +55,7 @@ def run_vlbi(A, y, *, measurement=None, prior=None, prior_name=None, x0=None, tr
     ps = data.meta["psize_rad"] * UAS_PER_RAD
     ring = extract_ring(x, ps)
     hist = VLBIHistory()
+    hist["iteration"] = np.arange(1, len(info["rounds"]) + 1, dtype=np.float64)  # imaging rounds
     hist["round_chi2_cphase"] = np.array([r.get("cphase", np.nan) for r in info["rounds"]])
     hist["round_chi2_logcamp"] = np.array([r.get("logcamp", np.nan) for r in info["rounds"]])
     if info["gains"] is not None:
