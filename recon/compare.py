@@ -128,9 +128,12 @@ def run_job(spec: JobSpec) -> dict:
 
 # ============================================================================ finished jobs on disk
 def measurement_sha256(m) -> str:
-    """Content hash of a measurement: its file's sha256, or of its arrays and geometry when in memory."""
+    """Content hash of a measurement: the sha256 of the file bytes it was read from, or of its arrays
+    and geometry when in memory."""
     from .io import json_default, sha256_file
 
+    if getattr(m, "sha256", None):  # hashed as it was read: later changes to the file do not count
+        return m.sha256
     if getattr(m, "path", None) and Path(m.path).is_file():
         return sha256_file(m.path)
     h = hashlib.sha256()
@@ -720,11 +723,11 @@ def _write_tables(folder: Path, rows: list[dict], title: str) -> None:
 def _write_report(folder: Path, rows: list[dict], measurements: dict, priors: list[str], md: str, *,
                   command: str, seed: int, config: dict) -> dict[str, Path]:
     """The final report files, written all-or-nothing (after a failure all four are as before)."""
-    from .io import atomic_write_files, sha256_file, tag_png
+    from .io import atomic_write_files, tag_png
 
     png = tag_png(figure_png(rows, measurements, priors))
-    parents = [{"path": p, "sha256": sha256_file(p)} if Path(p).is_file() else
-               {"path": p, "sha256": measurement_sha256(m), "note": "in-memory measurement"}
+    parents = [{"path": p, "sha256": measurement_sha256(m)} if getattr(m, "sha256", None) or Path(p).is_file()
+               else {"path": p, "sha256": measurement_sha256(m), "note": "in-memory measurement"}
                for p, m in measurements.items()]
     provenance = {"generator": "recon compare", "command": command, "seed": seed, "config": config,
                   "parents": parents}

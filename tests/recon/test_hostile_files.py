@@ -642,3 +642,22 @@ def test_start_point_hash_is_of_the_bytes_read_and_its_shape_is_checked_first(tm
         np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 10,)})
     rc, err = _run_cli(_run_ok(path, tmp_path / "o2.h5", "--x0", bomb), capsys)
     _one_line_exit2(rc, err, bomb)
+
+
+def test_compare_provenance_hashes_the_bytes_that_were_read(tmp_path, monkeypatch):
+    import recon.api
+
+    path = _copy("denoise", tmp_path / "in.h5")
+    read_sha = _sha(path)
+    real = recon.api.reconstruct
+
+    def rewrite_then_run(m, *a, **kw):
+        with h5py.File(path, "r+") as f:
+            f["provenance"].attrs["generator"] = "someone else"
+        return real(m, *a, **kw)
+
+    monkeypatch.setattr(recon.api, "reconstruct", rewrite_then_run)
+    assert main(["compare", path, "--priors", "none", "--iterations", "1", "-o", tmp_path / "rep"]) == 0
+    with h5py.File(tmp_path / "rep" / "results.h5", "r") as f:
+        parents = json.loads(f["provenance"].attrs["parents"])
+    assert _sha(path) != read_sha and parents[0]["sha256"] == read_sha
