@@ -222,7 +222,7 @@ def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
 
 
 def save_reconstruction(reconstruction: Reconstruction, path: str | os.PathLike, *, preview: bool = True,
-                        inputs=()) -> Path:
+                        inputs=(), extra: dict | None = None) -> Path:
     """Write ``reconstruction`` atomically to ``path`` (HDF5) and a PNG preview beside it.
 
     ``inputs`` are paths the output must not overwrite (the measurement's own path is
@@ -239,7 +239,7 @@ def save_reconstruction(reconstruction: Reconstruction, path: str | os.PathLike,
     if preview:
         check_output_path(Path(path).with_suffix(".png"), protect, what="preview")
         png = preview_png(reconstruction)
-    return write_reconstruction(path, reconstruction, inputs=protect, preview=png)
+    return write_reconstruction(path, reconstruction, inputs=protect, preview=png, extra=extra)
 
 
 def display_image(arr: np.ndarray) -> np.ndarray:

@@ -214,16 +214,17 @@ def cmd_run(args, argv) -> int:
     if args.x0:  # the start point is an input of the run: name it and its content
         r.provenance["parents"].append({"path": str(args.x0), "sha256": x0_sha, "role": "x0"})
     r.provenance["command"] = _command_line(argv)
-    api.save_reconstruction(r, out, inputs=inputs)
+    group: dict = {}  # the FITS is written all-or-nothing with the .h5 and its preview
     if args.fits:
         info = fits_annotations(r, _sky_image(r, sky), command=_command_line(argv), input_path=args.input)
         image = info.pop("image")
         if len(getattr(image, "shape", ())) == 3:  # polarized model: (I, Q, U) planes on a STOKES axis
             from .stokes_fits import write_stokes_fits
 
-            write_stokes_fits(args.fits, image, overwrite_inputs=[*inputs, out], **info)
+            write_stokes_fits(args.fits, image, overwrite_inputs=[*inputs, out], defer=group, **info)
         else:
-            write_fits(args.fits, image, overwrite_inputs=[*inputs, out], **info)
+            write_fits(args.fits, image, overwrite_inputs=[*inputs, out], defer=group, **info)
+    api.save_reconstruction(r, out, inputs=inputs, extra=group)
     if ckpt is not None:
         ckpt.cleanup()
     met = r.metrics

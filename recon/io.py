@@ -1203,7 +1203,8 @@ def file_kind(path: str | os.PathLike) -> str:
 # ============================================================================ FITS
 def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg: float, dec_deg: float,
                origin: str = "lower", bunit: str = "Jy/pixel", object_name: str = "", frequency_hz=None,
-               history: list[str] | None = None, overwrite_inputs=(), extra_header: dict | None = None) -> Path:
+               history: list[str] | None = None, overwrite_inputs=(), extra_header: dict | None = None,
+               defer: dict | None = None) -> Path:
     """Write a 2-D sky image as FITS with a complete celestial WCS (SIN projection, ICRS).
 
     Parameters
@@ -1220,6 +1221,9 @@ def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg
         ``CRPIX = ((nx + 1) / 2, (ny + 1) / 2)``, the geometric centre in FITS's 1-based pixels.
     bunit : str
         Brightness unit written as ``BUNIT``.
+    defer : dict, optional
+        Receives ``{path: FITS bytes}`` instead of the file being written (the caller writes
+        it all-or-nothing with other files, :func:`recon.io.atomic_write_files`).
     extra_header : dict, optional
         More header cards ``{keyword: value or (value, comment)}`` (e.g. ``DATE-OBS``).
 
@@ -1262,11 +1266,18 @@ def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg
         header[key] = value
     for line in history or []:
         header["HISTORY"] = line
+    import io as _io
+
     hdu = fits.PrimaryHDU(data=img.astype(np.float32), header=header)
-    with atomic_path(path) as tmp:
-        hdu.writeto(tmp, overwrite=True)
-        with fits.open(tmp) as check:  # the WCS must parse back as celestial
-            wcs_back = WCS(check[0].header)
-            if not wcs_back.has_celestial or wcs_back.wcs.radesys.strip() != "ICRS":
-                raise RuntimeError("FITS WCS did not read back as a celestial ICRS frame")
+    buf = _io.BytesIO()
+    hdu.writeto(buf)
+    data = buf.getvalue()
+    with fits.open(_io.BytesIO(data)) as check:  # the WCS must parse back as celestial
+        wcs_back = WCS(check[0].header)
+        if not wcs_back.has_celestial or wcs_back.wcs.radesys.strip() != "ICRS":
+            raise RuntimeError("FITS WCS did not read back as a celestial ICRS frame")
+    if defer is not None:  # written later, all-or-nothing with other files
+        defer[path] = data
+    else:
+        atomic_write_bytes(path, data)
     return path

@@ -21,16 +21,19 @@ STOKES_CODES = {"I": 1, "Q": 2, "U": 3, "V": 4}
 def write_stokes_fits(path: str | os.PathLike, cube, *, pixel_scale_deg: float, ra_deg: float, dec_deg: float,
                       stokes: str = "IQU", origin: str = "lower", bunit: str = "Jy/pixel", object_name: str = "",
                       frequency_hz=None, history: list[str] | None = None, overwrite_inputs=(),
-                      extra_header: dict | None = None) -> Path:
+                      extra_header: dict | None = None, defer: dict | None = None) -> Path:
     """Write ``cube`` ``(len(stokes), ny, nx)`` as a FITS image with RA/Dec and STOKES axes (atomically).
 
     ``stokes`` must be consecutive FITS codes (``"IQU"``, ``"IQUV"``, ``"QU"``).  Other arguments as
-    :func:`recon.io.write_fits`.
+    :func:`recon.io.write_fits` (``defer``: a dict that receives ``{path: bytes}`` instead of the file
+    being written, for an all-or-nothing group).
     """
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from .io import atomic_path, check_output_path, software_version
+    import io as _io
+
+    from .io import atomic_write_bytes, check_output_path, software_version
 
     path = check_output_path(path, overwrite_inputs, what="FITS output")
     img = np.asarray(cube, dtype=np.float64)
@@ -69,12 +72,17 @@ def write_stokes_fits(path: str | os.PathLike, cube, *, pixel_scale_deg: float, 
     for line in history or []:
         header["HISTORY"] = line
     hdu = fits.PrimaryHDU(data=img.astype(np.float32), header=header)
-    with atomic_path(path) as tmp:
-        hdu.writeto(tmp, overwrite=True)
-        with fits.open(tmp) as check:
-            back = WCS(check[0].header)
-            if not back.has_celestial or back.wcs.ctype[2].strip() != "STOKES":
-                raise RuntimeError("FITS WCS did not read back with celestial and STOKES axes")
+    buf = _io.BytesIO()
+    hdu.writeto(buf)
+    data = buf.getvalue()
+    with fits.open(_io.BytesIO(data)) as check:
+        back = WCS(check[0].header)
+        if not back.has_celestial or back.wcs.ctype[2].strip() != "STOKES":
+            raise RuntimeError("FITS WCS did not read back with celestial and STOKES axes")
+    if defer is not None:
+        defer[Path(path)] = data
+    else:
+        atomic_write_bytes(path, data)
     return Path(path)
 
 

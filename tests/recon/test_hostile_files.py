@@ -661,3 +661,24 @@ def test_compare_provenance_hashes_the_bytes_that_were_read(tmp_path, monkeypatc
     with h5py.File(tmp_path / "rep" / "results.h5", "r") as f:
         parents = json.loads(f["provenance"].attrs["parents"])
     assert _sha(path) != read_sha and parents[0]["sha256"] == read_sha
+
+
+def test_fits_is_all_or_nothing_with_the_reconstruction(tmp_path, capsys, monkeypatch):
+    src = _copy("blackhole", tmp_path / "in.h5")
+    out, sky = tmp_path / "out.h5", tmp_path / "sky.fits"
+    argv = ["run", src, "--solver", "cg", "--iterations", "1", "--fits", sky, "-o", out]
+    assert main(argv) == 0
+    old = {p.name: _sha(p) for p in (out, out.with_suffix(".png"), sky)}
+    real = os.replace
+
+    def failing(a, b, *args, **kw):
+        if str(b).endswith(".fits"):
+            raise OSError(28, "No space left on device")
+        return real(a, b, *args, **kw)
+
+    monkeypatch.setattr(os, "replace", failing)
+    rc, err = _run_cli([*argv[:5], "2", *argv[6:]], capsys)
+    monkeypatch.setattr(os, "replace", real)
+    assert rc == 1 and "No space left" in err, err
+    assert {p.name: _sha(p) for p in (out, out.with_suffix(".png"), sky)} == old
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
