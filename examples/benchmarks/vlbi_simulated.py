@@ -68,6 +68,10 @@ def main(argv=None) -> int:
           "d error cal / gains (µas) | PA error cal / gains (°) |")
     print("|---|---|---|---|---|---|---|---|---|")
     deltas = []
+    from priors import load_denoiser
+    from recon.vlbi.imaging import OWN_PRIORS
+
+    denoisers = {p: load_denoiser(p) for p in args.priors.split(",") if p not in OWN_PRIORS}
     for prior in args.priors.split(","):
         for kind, d, pa in MODELS:
             truth = model_image(kind, n, ps, diameter_uas=d, pa_deg=pa)
@@ -75,7 +79,7 @@ def main(argv=None) -> int:
                 res = []
                 for gains in (None, random_gains(data, seed=100 + seed)):
                     sim = simulate_observation(data, truth, gains=gains, seed=seed)
-                    x, _ = image_vlbi(sim, prior=prior, seed=seed)
+                    x, _ = image_vlbi(sim, prior=prior, denoiser=denoisers.get(prior), seed=seed)
                     res.append(scores(x, truth, ps, pa, kind))
                 (p0, c0, d0, a0), (p1, c1, d1, a1) = res
                 deltas.append(p1 - p0)
