@@ -4,6 +4,7 @@ headers, 2-D images, the discrepancy stop of coordinate networks, metrics for vo
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,16 @@ def test_auto_prior_follows_the_measured_table():
     assert prior == ct_prior(40, 24, m.sigma / float(np.abs(m.y).max()))[0] and "CT_PRIOR_GAIN" in why
     den = recon.simulate(build_operator("denoise", image_shape=(40, 40)), img, noise_sigma=0.1)
     assert auto_prior(den)[0] == "drunet"
+
+
+@pytest.mark.slow
+def test_quick_demo_streams_every_job(tmp_path, capsys):
+    """recon demo --quick: every job reported with its time and an ETA, and kept in jobs/."""
+    from recon.demo import DEMO_PRIORS
+
+    assert main(["demo", "--quick", "-o", str(tmp_path / "demo")]) == 0
+    err = capsys.readouterr().err
+    done = re.findall(r"^\[(\d+)/(\d+)\] .* s, .*\| elapsed [\d:]+, ETA [\d:]+$", err, flags=re.M)
+    assert done and done[-1][0] == done[-1][1]
+    assert len(list((tmp_path / "demo" / "jobs").glob("*.json"))) == int(done[-1][1])
+    assert set(DEMO_PRIORS) >= {"dnresnet", "fbp"}
