@@ -198,6 +198,9 @@ class EmissionTomography(LinearOperator):
     polarization_convention : {"physical", "bhnerf"}
         ``"bhnerf"`` reproduces the reference implementation's field model (and ``J_IQU``); see
         :mod:`~forward_models.blackhole.polarization`.
+    field_normalization : (r_min, r_max, z_max), optional
+        Scale the field to unit mean magnitude over the ray samples in that region (M), as the
+        reference code (``(r_ISCO, 8, 4)`` for its test vectors); default: unscaled.
 
     Notes
     -----
@@ -210,7 +213,7 @@ class EmissionTomography(LinearOperator):
                  doppler: bool = True, slow_light: bool = True, retrograde: bool = False, fraction: float = 1.0,
                  dtype: torch.dtype = torch.float32, stokes: str = "I", magnetic_field="vertical",
                  polarized_fraction: float = 0.85, spectral_index: float = 1.0,
-                 polarization_convention: str = "physical"):
+                 polarization_convention: str = "physical", field_normalization=None):
         super().__init__()
         if stokes not in STOKES:
             raise ValueError(f"stokes must be one of {STOKES}, got {stokes!r}")
@@ -221,6 +224,7 @@ class EmissionTomography(LinearOperator):
         self.magnetic_field = field_components(magnetic_field)
         self.polarized_fraction, self.spectral_index = float(polarized_fraction), float(spectral_index)
         self.polarization_convention = polarization_convention
+        self.field_normalization = None
         rays = _ray_arrays(geos)
         self.grid_shape = check_grid_shape(grid_shape)
         self.extent = _extent3(extent)
@@ -262,7 +266,10 @@ class EmissionTomography(LinearOperator):
             J = stokes_factors(rays["r"], rays["theta"], self.alpha, self.beta, self.spin, self.inclination_deg,
                                magnetic_field=self.magnetic_field, polarized_fraction=self.polarized_fraction,
                                spectral_index=self.spectral_index, retrograde=self.retrograde,
-                               fraction=self.fraction, convention=polarization_convention)
+                               fraction=self.fraction, convention=polarization_convention,
+                               normalize_over=field_normalization)
+            self.field_normalization = None if field_normalization is None else \
+                tuple(float(v) for v in field_normalization)
             # (n_stokes, n_kept) weights w * J_s; the pixel index addresses Stokes I of each frame
             self._samples["w"] = self._samples["w"][None] * J[:, keep]
         self._field_cache: dict = {}
@@ -529,6 +536,8 @@ class EmissionTomography(LinearOperator):
                 "spectral_index": (self.spectral_index, "1"),
                 "polarization_convention": (self.polarization_convention, ""),
             })
+            if self.field_normalization is not None:
+                geo["field_normalization"] = (list(self.field_normalization), "M")
         return geo
 
     @classmethod
@@ -562,7 +571,9 @@ def polarization_kwargs(g) -> dict:
         return {}
     return {"stokes": stokes, "magnetic_field": tuple(float(v) for v in np.ravel(g["magnetic_field"])),
             "polarized_fraction": float(g["polarized_fraction"]), "spectral_index": float(g["spectral_index"]),
-            "polarization_convention": str(g.get("polarization_convention", "physical"))}
+            "polarization_convention": str(g.get("polarization_convention", "physical")),
+            "field_normalization": (None if g.get("field_normalization") is None
+                                    else tuple(float(v) for v in np.ravel(g["field_normalization"])))}
 
 
 class LightCurve(LinearOperator):

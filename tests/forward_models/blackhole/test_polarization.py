@@ -51,6 +51,28 @@ def test_stokes_factors_match_reference(ref):
         assert _rel(s * a[k], b[k]) < 1e-5
 
 
+def test_reference_field_normalization_needs_no_scale(ref, hotspot):
+    """The reference divides the field by its mean magnitude over the samples with r_ISCO < r < 8, |z| < 4:
+    with that normalisation J and the polarized light curve match with no free scale."""
+    from forward_models.blackhole import isco_radius
+
+    tag, d = ref
+    norm = (isco_radius(float(d["spin"])), 8.0, 4.0)
+    J = stokes_factors(d["r"], d["theta"], d["alpha"], d["beta"], float(d["spin"]), float(d["inclination_deg"]),
+                       convention="bhnerf", normalize_over=norm)
+    m = d["weight"] > 0
+    for k in range(3):
+        assert _rel(J[k][m], d["J_IQU"].astype(np.float64)[k][m]) < 1e-4
+    geos = rays_from_npz(shared_path(*REF, f"geos_{tag}_inc60.npz"))
+    with np.load(shared_path(*REF, f"hotspot_movie_{tag}_inc60.npz"), allow_pickle=False) as mv:
+        op = EmissionTomography(geos, grid_shape=64, extent=8.0, t_frames=mv["t_frames_M"],
+                                t_injection=float(mv["t_injection"]), stokes="IQU", polarization_convention="bhnerf",
+                                field_normalization=norm)
+        lc = op.lightcurve()(torch.from_numpy(hotspot)[None].float())[0].numpy()
+        for k in range(3):
+            assert _rel(lc[:, k], mv["lightcurve_pol_IQU"][:, k]) <= 1e-4
+
+
 def test_polarized_movie_and_lightcurve_match_reference(ref, hotspot):
     """movie_pol_IQU and lightcurve_pol_IQU after the one scale fitted on J (not on the movie): the target is 1%,
     measured 4e-6 (movies) and 8e-7 (light curves); asserted 1e-4."""
@@ -208,5 +230,5 @@ def test_geometry_round_trip(small_geos):
 
     kw = polarization_kwargs(geo)
     assert kw == {"stokes": "IQU", "magnetic_field": (0.0, 0.0, 1.0), "polarized_fraction": 0.5,
-                  "spectral_index": 0.7, "polarization_convention": "physical"}
+                  "spectral_index": 0.7, "polarization_convention": "physical", "field_normalization": None}
     assert "stokes" not in _small(small_geos).geometry()
