@@ -83,7 +83,7 @@ DEFAULTS: dict[tuple, dict] = {
     # sigma_end must be given for CT: the measurement σ is in sinogram units, not image units (untuned)
     ("hqs", "radon"): dict(lam=0.3, n_iter=12, sigma_end=0.015, cg_max_iter=8),
     # CPU_COORDINATE, half the budget fitting the FBP start: held-out Train400 392 at 256, 60 views, 1%
-    # 26.05 dB (a fifth: 23.80; FBP 22.83), the demo's 128^2 phantom 24.59 (a fifth: 19.38; FBP 24.69)
+    # 26.05 dB in 33 s on one idle core (a fifth: 23.80; FBP 22.83), the demo's 128^2 phantom 24.59 (a fifth: 19.38)
     # (coordinate_budget.py --size 256 "...,init_steps=0.5"); the quality setting from the FBP start:
     # Set12 at 256 22.37 dB vs raw coordinates 18.67 (solver_quality.py --task coordinate)
     ("coordinate", "radon"): dict(CPU_COORDINATE, init_steps=0.5),
