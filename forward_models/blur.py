@@ -81,6 +81,8 @@ class Blur(LinearOperator):
         if not float(k.sum()) > 0:  # all-zero, zero-sum or negative-sum: the data would carry no image
             raise ValueError(f"kernel must have a positive sum (a blur keeps the image's mean), got sum "
                              f"{float(k.sum()):.4g}")
+        if any(isinstance(s, bool) or not float(s).is_integer() for s in image_shape):
+            raise ValueError(f"image_shape must be whole numbers of pixels, got {image_shape}")
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"image_shape must be (height, width) with positive sizes, got {image_shape}")

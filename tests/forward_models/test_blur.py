@@ -133,3 +133,14 @@ def test_size_one_image_axis_matches_scipy(boundary, img_shape, k_shape):
     y = torch.from_numpy(rng.random(img_shape))[None, None]
     x = torch.from_numpy(img)[None, None]
     assert abs(float((op(x) * y).sum()) - float((x * op.adjoint(y)).sum())) < 1e-12
+
+
+def test_non_integer_image_shape_is_refused_in_python_too():
+    import numpy as np
+    import pytest as _pytest
+
+    import forward_models as fm
+
+    with _pytest.raises(ValueError, match="image_shape"):
+        fm.Blur(np.ones((3, 3)) / 9, (64.7, 64))
+    assert fm.Blur(np.ones((3, 3)) / 9, (8.0, 8)).image_shape == (8, 8)
