@@ -341,9 +341,11 @@ def quality_metrics(x: np.ndarray, truth: np.ndarray | None, *, image: bool) -> 
     from .metrics import psnr, ssim
 
     value = psnr(x, t, data_range=rng)  # the estimate clipped to [0, data range]
-    # SSIM's 7-pixel window needs images at least that large; smaller ones get no SSIM
-    similarity = ssim(x[None], t[None], data_range=rng) if x.ndim == 3 and image and min(x.shape[-2:]) >= 7 \
-        else _ssim_skimage(x, t, rng)
+    # SSIM's Gaussian window (sigma 1.5) is 11 pixels wide: smaller images get no SSIM
+    if x.ndim == 3 and image:
+        similarity = ssim(x[None], t[None], data_range=rng) if min(x.shape[-2:]) >= 11 else None
+    else:
+        similarity = _ssim_skimage(x, t, rng)
     out = {"psnr": value, "ssim": similarity}
     if not image:  # a mostly empty volume: PSNR is dominated by the empty voxels; say how the shape agrees
         out["pearson_support"] = pearson_over_support(x, t)
