@@ -113,10 +113,17 @@ def test_every_readme_command_runs(tmp_path):
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
     env = _env(tmp_path)
     times = []
+    unavailable = set()  # outputs of commands skipped because ../shared is not beside this checkout
     for kind, text, line in readme_steps():
         if kind == "bash" and any(m in text for m in SETUP_MARKERS):
             continue
         if kind == "bash":
+            tokens = shlex.split(text, comments=True)
+            if ("../shared" in text and not SIBLING.is_dir()) or unavailable & set(tokens):
+                # the command needs data that only a checkout next to ../shared has (e.g. the EHT file)
+                unavailable |= {tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok in ("-o", "--output")}
+                times.append((0.0, line, "skipped (no ../shared): " + text.splitlines()[0][:60]))
+                continue
             for token in shlex.split(text, comments=True):
                 name = Path(token).name
                 if name in STAND_INS and not (tmp_path / token).exists():
