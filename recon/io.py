@@ -1201,6 +1201,17 @@ def file_kind(path: str | os.PathLike) -> str:
 
 
 # ============================================================================ FITS
+def check_sky_grid(*, pixel_scale_deg: float, ra_deg: float, dec_deg: float, origin: str) -> None:
+    """``ValueError`` naming the argument unless the sky grid of a FITS image is valid
+    (pixel scale finite and > 0 degrees, finite RA, |Dec| <= 90 degrees, origin 'lower' or 'upper')."""
+    if not (math.isfinite(pixel_scale_deg) and pixel_scale_deg > 0):
+        raise ValueError(f"pixel_scale_deg must be finite and > 0, got {pixel_scale_deg}")
+    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg) and -90 <= dec_deg <= 90):
+        raise ValueError(f"ra_deg/dec_deg must be finite with |dec_deg| <= 90, got {ra_deg}, {dec_deg}")
+    if origin not in ("lower", "upper"):
+        raise ValueError(f"origin must be 'lower' or 'upper', got {origin!r}")
+
+
 def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg: float, dec_deg: float,
                origin: str = "lower", bunit: str = "Jy/pixel", object_name: str = "", frequency_hz=None,
                history: list[str] | None = None, overwrite_inputs=(), extra_header: dict | None = None,
@@ -1238,12 +1249,7 @@ def write_fits(path: str | os.PathLike, image, *, pixel_scale_deg: float, ra_deg
         raise ValueError(f"image must be 2-D (ny, nx), got shape {img.shape}")
     if not np.all(np.isfinite(img)):
         raise ValueError("image contains NaN or Inf")
-    if not (math.isfinite(pixel_scale_deg) and pixel_scale_deg > 0):
-        raise ValueError(f"pixel_scale_deg must be finite and > 0, got {pixel_scale_deg}")
-    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg) and -90 <= dec_deg <= 90):
-        raise ValueError(f"ra_deg/dec_deg must be finite with |dec_deg| <= 90, got {ra_deg}, {dec_deg}")
-    if origin not in ("lower", "upper"):
-        raise ValueError(f"origin must be 'lower' or 'upper', got {origin!r}")
+    check_sky_grid(pixel_scale_deg=pixel_scale_deg, ra_deg=ra_deg, dec_deg=dec_deg, origin=origin)
     if origin == "upper":
         img = img[::-1]
     ny, nx = img.shape

@@ -9,7 +9,6 @@ Sky orientation and header content follow :func:`recon.io.write_fits`.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def write_stokes_fits(path: str | os.PathLike, cube, *, pixel_scale_deg: float, 
 
     import io as _io
 
-    from .io import atomic_write_bytes, check_output_path, software_version
+    from .io import atomic_write_bytes, check_output_path, check_sky_grid, software_version
 
     path = check_output_path(path, overwrite_inputs, what="FITS output")
     img = np.asarray(cube, dtype=np.float64)
@@ -44,12 +43,7 @@ def write_stokes_fits(path: str | os.PathLike, cube, *, pixel_scale_deg: float, 
         raise ValueError(f"cube must be ({len(codes)}, ny, nx) for stokes {stokes!r}, got shape {img.shape}")
     if not np.all(np.isfinite(img)):
         raise ValueError("cube contains NaN or Inf")
-    if not (math.isfinite(pixel_scale_deg) and pixel_scale_deg > 0):
-        raise ValueError(f"pixel_scale_deg must be finite and > 0, got {pixel_scale_deg}")
-    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg) and -90 <= dec_deg <= 90):
-        raise ValueError(f"ra_deg/dec_deg must be finite with |dec_deg| <= 90, got {ra_deg}, {dec_deg}")
-    if origin not in ("lower", "upper"):
-        raise ValueError(f"origin must be 'lower' or 'upper', got {origin!r}")
+    check_sky_grid(pixel_scale_deg=pixel_scale_deg, ra_deg=ra_deg, dec_deg=dec_deg, origin=origin)
     if origin == "upper":
         img = img[:, ::-1]
     _, ny, nx = img.shape
