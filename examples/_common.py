@@ -1,4 +1,10 @@
-"""Helpers shared by the example scripts (paths, available denoisers, figures)."""
+"""Helpers shared by the example scripts (paths, available denoisers, figures, ``--smoke`` inputs).
+
+Every example has a ``--smoke`` mode: the same code path end to end (every stage, figure and file)
+at tiny sizes and iteration counts, seconds on one core, with bundled or generated data only, so that
+``tests/test_examples.py`` can run each one and an example cannot rot.  Each script lists the files
+it writes into its output folder in ``OUTPUTS`` (a literal tuple the test reads).
+"""
 
 from __future__ import annotations
 
@@ -45,3 +51,19 @@ def save_figure(panels, path: Path, *, title: str = "") -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+#: Side of the ``--smoke`` test image (pixels): big enough for the denoisers' downsampling levels.
+SMOKE_SIZE = 32
+
+
+def smoke_image(size: int = SMOKE_SIZE):
+    """A bundled grayscale image in [0, 1] (scikit-image's camera man), resized to ``(size, size)``.
+
+    The ``--smoke`` input of the Set12 examples: ships with scikit-image, so it needs neither
+    ``../shared`` nor the network.
+    """
+    from priors.data import resize_square
+    from skimage import data
+
+    return resize_square(data.camera() / 255.0, size)

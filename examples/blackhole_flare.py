@@ -11,6 +11,7 @@ Usage::
 
     python examples/blackhole_flare.py --quick --out results/blackhole     # a few minutes on 2 cores
     python examples/blackhole_flare.py --out results/blackhole             # 32x32 rays, 64^3 grid
+    python examples/blackhole_flare.py --smoke --out /tmp/blackhole        # seconds: every step at toy sizes
 
 Figures: ``movie.png`` (true and noisy-data frames), ``slices.png`` (recovered vs true slices),
 ``lightcurve.png`` and ``uv.png``; numbers in ``summary.json``.
@@ -38,10 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+OUTPUTS = ("movie.png", "slices.png", "lightcurve.png", "uv.png", "summary.json")
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="16x16 rays, 32^3 grid, 6 frames, short fits")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="16x16 rays, 32^3 grid, 6 frames, short fits")
+    mode.add_argument("--smoke", action="store_true", help="6x6 rays, 8^3 grid, 2 frames, 5-step fits: "
+                      "checks that every step runs (seconds)")
     p.add_argument("--out", default="results/blackhole", help="output folder")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
@@ -65,9 +71,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     quick = args.quick
-    n_rays, n_grid, n_frames = (16, 32, 6) if quick else (32, 64, 8)
-    voxel_iters = args.voxel_iters or (150 if quick else 400)
-    net_iters = args.network_iters or 400
+    n_rays, n_grid, n_frames = (16, 32, 6) if quick else (6, 8, 2) if args.smoke else (32, 64, 8)
+    voxel_iters = args.voxel_iters or (150 if quick else 5 if args.smoke else 400)
+    net_iters = args.network_iters or (5 if args.smoke else 400)
+    n_samples = 64 if quick else 16 if args.smoke else 100
     spin, inc, fov = 0.5, 60.0, 8.0
     scale = ob.mass_scale()  # Sgr A*: 4.154e6 Msun at 8.178 kpc
     t0 = time.perf_counter()
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
     # --- rays and operator ---------------------------------------------------------------
     screen = np.linspace(-fov, fov, n_rays)
     # adaptive sampling spends the samples inside r <= 12 M, where the emission lives
-    geos = trace_rays(spin, inc, screen, screen, n_samples=64 if quick else 100, sampling="adaptive", r_max=12.0)
+    geos = trace_rays(spin, inc, screen, screen, n_samples=n_samples, sampling="adaptive", r_max=12.0)
     minutes = np.linspace(0.0, 40.0, n_frames)
     t_frames = scale.minutes_to_M(minutes)
     op = EmissionTomography(geos, grid_shape=n_grid, extent=fov, t_frames=t_frames, t_injection=-1032.0)

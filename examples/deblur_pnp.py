@@ -5,6 +5,7 @@ Compares TV reconstruction with PnP-ADMM and HQS (DPIR schedule) for each availa
 defaults of ``recon/solvers/defaults.py``.
 
     python examples/deblur_pnp.py --quick --out results/deblur
+    python examples/deblur_pnp.py --smoke --out /tmp/deblur   # seconds: 32x32 bundled image, Gaussian kernel
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path)
-from _common import available_denoisers, save_figure
+from _common import available_denoisers, save_figure, smoke_image
 
 import torch
 from problems import SET12, deblur_problem, levin_kernels, load_images
@@ -22,19 +23,30 @@ from problems import SET12, deblur_problem, levin_kernels, load_images
 from recon.metrics import psnr
 from recon.solvers import run_solver
 
+OUTPUTS = ("deblur_pnp.png",)
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", type=int, default=4, help="Set12 index (0-based)")
     p.add_argument("--kernel", type=int, default=0, help="Levin kernel index 0..7")
-    p.add_argument("--quick", action="store_true", help="128x128 crop, TV prior only")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="128x128 crop, TV prior only")
+    mode.add_argument("--smoke", action="store_true", help="every stage at 32x32 on a bundled image with a "
+                      "Gaussian kernel (no ../shared), DRUNet and TV priors")
     p.add_argument("--out", default="results/deblur_pnp")
     p.add_argument("--device", default=None)
     p.add_argument("--weights", default=None, help="DRUNet weights file (default: the shipped ones)")
     a = p.parse_args(argv)
-    img = load_images(SET12, indices=[a.image], crop=128 if a.quick else None)[0]
-    A, x, y, sigma = deblur_problem(img, levin_kernels([a.kernel])[0], seed=a.image)
-    dens = available_denoisers(("tv",) if a.quick else ("drunet", "dncnn", "tv"))
+    if a.smoke:  # bundled image and a generated kernel: no ../shared
+        from forward_models import gaussian_kernel
+
+        img, kernel = smoke_image(), gaussian_kernel(1.6)
+    else:
+        img = load_images(SET12, indices=[a.image], crop=128 if a.quick else None)[0]
+        kernel = levin_kernels([a.kernel])[0]
+    A, x, y, sigma = deblur_problem(img, kernel, seed=a.image)
+    dens = available_denoisers(("tv",) if a.quick else ("drunet", "tv") if a.smoke else ("drunet", "dncnn", "tv"))
     if a.weights:  # e.g. interim weights before the final ones ship
         from priors import load_denoiser
 
@@ -48,8 +60,8 @@ def main(argv=None):
         out = out.cpu()
         print(f"{label:20s} {psnr(out, x):6.2f} dB  {time.perf_counter() - t0:6.1f} s")
         panels.append((f"{label} {psnr(out, x):.2f} dB", out[0, 0].clamp(0, 1).numpy()))
-    save_figure(panels, Path(a.out) / "deblur_pnp.png", title=f"Set12[{a.image}], Levin kernel {a.kernel + 1}, "
-                                                               "sigma 2.55/255")
+    what = "camera (smoke), Gaussian kernel" if a.smoke else f"Set12[{a.image}], Levin kernel {a.kernel + 1}"
+    save_figure(panels, Path(a.out) / "deblur_pnp.png", title=f"{what}, sigma 2.55/255")
     return 0
 
 

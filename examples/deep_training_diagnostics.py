@@ -21,7 +21,8 @@ the clean patch), with the blocks of :mod:`priors.nn`:
 
 Run ``python examples/deep_training_diagnostics.py --quick`` (about a minute on
 one CPU core) and look at the figure it writes (default
-``runs/deep_training_diagnostics.png``).
+``runs/deep_training_diagnostics.png``).  ``--smoke --out DIR`` runs both experiments at toy sizes
+(seconds) and writes ``DIR/deep_training_diagnostics.png``: the examples test's run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from priors.nn import ResBlock, make_activation  # noqa: E402
+
+OUTPUTS = ("deep_training_diagnostics.png",)
 
 
 class Stack(nn.Module):
@@ -134,7 +137,9 @@ def dead_fraction_during_training(
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: about a minute on one CPU core")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes: about a minute on one CPU core")
+    mode.add_argument("--smoke", action="store_true", help="toy sizes (seconds): checks that the script runs")
     p.add_argument("--blocks", type=int, default=None, help="two-conv blocks (depth = 2 * blocks + 2)")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="training steps of the dead-ReLU experiment")
@@ -142,12 +147,15 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-2, help="deliberately large Adam step for the dead-ReLU run")
     p.add_argument("--sigma", type=float, default=25 / 255)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/deep_training_diagnostics.png")
+    p.add_argument("--out", default="runs/deep_training_diagnostics.png",
+                   help="the figure's path, or an existing folder to write deep_training_diagnostics.png in")
     a = p.parse_args(argv)
-    n_blocks = a.blocks or (12 if a.quick else 24)
-    width = a.width or (16 if a.quick else 32)
-    steps = a.steps or (150 if a.quick else 600)
-    batch, size = (8, 32) if a.quick else (16, 48)
+    if a.smoke:
+        a.dead_blocks = min(a.dead_blocks, 2)
+    n_blocks = a.blocks or (12 if a.quick else 2 if a.smoke else 24)
+    width = a.width or (16 if a.quick else 4 if a.smoke else 32)
+    steps = a.steps or (150 if a.quick else 6 if a.smoke else 600)
+    batch, size = (8, 32) if a.quick else (2, 16) if a.smoke else (16, 48)
 
     from skimage import data
 
@@ -187,6 +195,8 @@ def main(argv=None) -> int:
     ax[2].legend()
     fig.tight_layout()
     out = Path(a.out)
+    if out.is_dir():
+        out = out / OUTPUTS[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     print(f"figure written to {out} ({time.time() - t0:.0f} s)")

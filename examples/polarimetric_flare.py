@@ -18,6 +18,7 @@ Usage::
 
     python examples/polarimetric_flare.py --quick --out results/polarimetric   # minutes on 1 thread
     python examples/polarimetric_flare.py --full --out results/polarimetric    # the study (hours on CPU)
+    python examples/polarimetric_flare.py --smoke --out /tmp/polarimetric      # seconds: every step, toy sizes
 
 Figures: ``lightcurves.png`` (fits and residuals), ``qu_loops.png``, ``inclination_scan.png`` (validation
 chi^2 vs inclination), ``slices.png`` (truth, ensemble mean, ensemble std); numbers in ``summary.json``.
@@ -48,6 +49,9 @@ SETTINGS = {
     # rays per axis, samples per ray, frames, grid (x = y, z), network steps, seeds, scan inclinations, scan seeds
     "quick": dict(rays=16, samples=32, frames=24, grid=(20, 6), steps=300, seeds=(0, 1), scan=(4.0, 12.0, 28.0, 50.0),
                   scan_seeds=(0,), scan_steps=80),
+    # every step at toy sizes (seconds): what tests/test_examples.py runs
+    "smoke": dict(rays=6, samples=12, frames=10, grid=(6, 3), steps=4, seeds=(0,), scan=(8.0, 12.0), scan_seeds=(0,),
+                  scan_steps=2),
     "full": dict(rays=64, samples=64, frames=100, grid=(48, 12), steps=2000, seeds=(0, 1, 2, 3),
                  scan=tuple(float(i) for i in range(4, 81, 4)), scan_seeds=(0, 1, 2), scan_steps=1000),
 }
@@ -55,6 +59,7 @@ SIGMA = (0.15, 0.01, 0.01)  # Jy: I, Q, U
 FOV = 20.0  # screen half-width (M): a 40 M field of view
 EXTENT = (16.0, 16.0, 4.0)  # emission box half-widths (M)
 R_MIN, R_MAX, Z_MAX = 6.0, 16.0, 4.0  # network support (M)
+OUTPUTS = ("lightcurve.csv", "lightcurves.png", "qu_loops.png", "inclination_scan.png", "slices.png", "summary.json")
 
 
 def build_operator(inc, cfg, t_frames, *, stokes="IQU"):
@@ -73,6 +78,7 @@ def main(argv=None) -> int:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small rays/grid/frames and short fits (default)")
     mode.add_argument("--full", action="store_true", help="the study's sizes (64x64 rays, 100 frames, 20 inclinations)")
+    mode.add_argument("--smoke", action="store_true", help="toy sizes and 4-step fits: checks every step runs (seconds)")
     p.add_argument("--out", default="results/polarimetric", help="output folder")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="noise seed")
@@ -96,7 +102,7 @@ def main(argv=None) -> int:
     from recon import blackhole as rb
     from recon import blackhole_polarimetry as bp
 
-    cfg = dict(SETTINGS["full" if args.full else "quick"])
+    cfg = dict(SETTINGS["full" if args.full else "smoke" if args.smoke else "quick"])
     if args.steps:
         cfg["steps"] = int(args.steps)
     if args.seeds:

@@ -7,20 +7,10 @@ import pytest
 import torch
 
 import forward_models as fm
+from forward_models.testing import check_adjoint
+from forward_models.testing import random_tensor as _rand
 
 NAMES = sorted(fm.REGISTRY)
-
-
-def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.conj() * b).real.sum())
-
-
-def _rand(shape, dtype, complex_=False, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g, dtype=dtype)
-    if complex_:
-        x = torch.complex(x, torch.randn(shape, generator=g, dtype=dtype))
-    return x
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -36,14 +26,22 @@ def test_registry_lists_the_core_models():
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_adjoint(entry_op, dtype, tol):
+    """⟨A x, y⟩ = ⟨x, Aᵀ y⟩ and A.T is the same map (the public check users run on their own operators)."""
     _, op = entry_op
-    x = _rand((2, *op.in_shape), dtype, op.input_complex, seed=1)
-    y = _rand((2, *op.out_shape), dtype, op.output_complex, seed=2)
-    lhs, rhs = _inner(op(x), y), _inner(x, op.adjoint(y))
-    assert abs(lhs - rhs) / abs(lhs) <= tol
-    # the lazy transpose is the same map
-    assert torch.allclose(op.T(y), op.adjoint(y))
-    assert torch.allclose(op.T.T(x), op(x))
+    assert check_adjoint(op, dtype=dtype, tol=tol) <= tol
+
+
+def test_check_adjoint_catches_a_wrong_adjoint():
+    """The check can fail: an operator whose adjoint is off by a factor is rejected."""
+    op = fm.Identity((4, 3))
+
+    class Wrong(fm.Identity):
+        def _adjoint(self, y):
+            return 1.01 * y
+
+    with pytest.raises(AssertionError, match="relative error"):
+        check_adjoint(Wrong((4, 3)))
+    assert check_adjoint(op) == 0.0
 
 
 def test_batch_consistency(entry_op):
