@@ -20,16 +20,57 @@ import math
 
 import torch
 
-from .common import (Tracker, call_denoiser, check_int, check_positive, check_state_callback, clamp_sigma,
-                     initial_point, move_denoiser, resolve_device)
+from .common import call_denoiser, check_int, check_positive, clamp_sigma, initial_point
 from .fidelity import DataFidelity
 from .history import History
+from .iterative import IterativeSolver, batch_norm, denoiser_on, fidelity_on, require_finite
 
 RHO_SCHEDULES = ("fixed", "increasing")
 
 
-def _bnorm(z: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(z.reshape(z.shape[0], -1), dim=1)
+class PnPADMM(IterativeSolver):
+    """PnP-ADMM as a state and a step; the state is ``x``, ``v``, ``u`` and ``rho``."""
+
+    name = "pnp-admm"
+
+    def __init__(self, fid: DataFidelity, denoiser, *, lam, rho, n_iter, rho_schedule, rho_growth, rho_max, tol,
+                 x0, cg_tol, cg_max_iter, meta):
+        self.fid, self.denoiser, self.lam, self.rho0, self.n_iter = fid, denoiser, lam, rho, n_iter
+        self.increasing, self.growth, self.rho_max, self.tol = rho_schedule == "increasing", rho_growth, rho_max, tol
+        self.x0, self.cg = x0, dict(tol=cg_tol, max_iter=cg_max_iter)
+        self.meta, self.info = meta, None
+
+    def init(self):
+        x = initial_point(self.fid.A, self.fid.y, self.x0)
+        return dict(v=x.clone(), x=x, u=torch.zeros_like(x), rho=float(self.rho0))
+
+    def x(self, state):
+        return state["v"]
+
+    def step(self, state, k):
+        fid, rho, v, u = self.fid, state["rho"], state["v"], state["u"]
+        x = require_finite(fid.prox(v - u, tau=1.0 / rho, x0=state["x"], **self.cg), "data-prox iterate")
+        self.info = fid.last_info
+        sigma = clamp_sigma(self.denoiser, math.sqrt(self.lam / rho))
+        v_new = call_denoiser(self.denoiser, x + u, sigma)
+        u = require_finite(u + x - v_new, "dual variable")
+        r_primal = float((batch_norm(x - v_new) / torch.maximum(batch_norm(x), batch_norm(v_new)).clamp_min(1e-30)).max())
+        r_dual = float((batch_norm(v_new - v) / batch_norm(v_new).clamp_min(1e-30)).max())
+        self.converged = self.tol > 0 and k > 0 and r_primal < self.tol and r_dual < self.tol
+        record = dict(objective=float(fid.value(v_new).sum()), primal_residual=r_primal, dual_residual=r_dual,
+                      sigma=sigma, step=rho, cg_iterations=self.info.iterations)
+        if self.increasing and rho < self.rho_max:
+            new = min(rho * self.growth, self.rho_max)
+            u = u * (rho / new)  # scaled dual u = dual/ρ keeps the unscaled dual fixed
+            rho = new
+        state.update(x=x, v=v_new, u=u, rho=rho)
+        return record
+
+    def stop_reason(self, state, k, record):
+        return "converged" if self.converged else None
+
+    def finish(self, state, history):
+        history.meta["prox_method"] = self.info.method if self.info is not None else None
 
 
 def pnp_admm(
@@ -111,10 +152,6 @@ def pnp_admm(
     NonFiniteIterateError
         When an iterate becomes NaN/Inf (``.last_finite`` holds the previous one).
     """
-    if not isinstance(fidelity, DataFidelity):
-        raise TypeError(f"fidelity must be a DataFidelity, got {type(fidelity).__name__}")
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
     lam = check_positive(lam, "lam")
     rho = check_positive(rho, "rho")
     n_iter = check_int(n_iter, "n_iter")
@@ -125,56 +162,14 @@ def pnp_admm(
     if rho_schedule == "increasing" and growth < 1:
         raise ValueError(f"rho_growth must be >= 1 for an increasing schedule, got {rho_growth}")
     rho_max = check_positive(rho_max, "rho_max", allow_inf=True)
-    check_state_callback(state_callback)
-    if not isinstance(ensemble, bool):
-        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
-    if ensemble:
-        from priors.ensemble import SelfEnsemble
-
-        denoiser = SelfEnsemble(denoiser)
-
-    dev = resolve_device(device, fidelity.y)
-    fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
-    denoiser = move_denoiser(denoiser, dev)
-    A, y = fid.A, fid.y
-    track = Tracker("pnp-admm", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(lam=lam, rho=rho, n_iter=n_iter, rho_schedule=rho_schedule, rho_growth=growth,
-                              tol=tol, ensemble=ensemble))
-    track.check_truth(A, y.shape[0])
-    x = initial_point(A, y, x0)
-    start, s = track.restore(resume_state, v=x.clone(), x=x, u=torch.zeros_like(x), rho=float(rho))
-    x, v, u, rho = s["x"], s["v"], s["u"], s["rho"]
-    reason = "max_iter"
-    info = None
-    for k in range(start, n_iter):
-        x = fid.prox(v - u, tau=1.0 / rho, x0=x, tol=cg_tol, max_iter=cg_max_iter)
-        info = fid.last_info
-        track.guard(x, k, "data-prox iterate")
-        sigma = clamp_sigma(denoiser, math.sqrt(lam / rho))
-        v_prev = v
-        v = call_denoiser(denoiser, x + u, sigma)
-        u = u + x - v
-        track.guard(u, k, "dual variable")
-        r_primal = float((_bnorm(x - v) / torch.maximum(_bnorm(x), _bnorm(v)).clamp_min(1e-30)).max())
-        r_dual = float((_bnorm(v - v_prev) / _bnorm(v).clamp_min(1e-30)).max())
-        obj = float(fid.value(v).sum())
-        stop = track.step(k, v, last=(k == n_iter - 1), objective=obj, primal_residual=r_primal,
-                          dual_residual=r_dual, sigma=sigma, step=rho, cg_iterations=info.iterations)
-        if stop:
-            reason = "callback"
-            break
-        if tol > 0 and k > 0 and r_primal < tol and r_dual < tol:
-            reason = "converged"
-            break
-        if rho_schedule == "increasing" and rho < rho_max:
-            new = min(rho * growth, rho_max)
-            u = u * (rho / new)  # scaled dual u = dual/ρ keeps the unscaled dual fixed
-            rho = new
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x, v=v, u=u, rho=rho))
-    history = track.finish(reason)
-    history.meta["prox_method"] = info.method if info is not None else None
-    return v, history
+    fid = fidelity_on(fidelity, device)
+    denoiser = denoiser_on(denoiser, fid.y.device, ensemble=ensemble)
+    solver = PnPADMM(fid, denoiser, lam=lam, rho=rho, n_iter=n_iter, rho_schedule=rho_schedule, rho_growth=growth,
+                     rho_max=rho_max, tol=tol, x0=x0, cg_tol=cg_tol, cg_max_iter=cg_max_iter,
+                     meta=dict(lam=lam, rho=rho, n_iter=n_iter, rho_schedule=rho_schedule, rho_growth=growth,
+                               tol=tol, ensemble=ensemble))
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
-__all__ = ["RHO_SCHEDULES", "pnp_admm"]
+__all__ = ["PnPADMM", "RHO_SCHEDULES", "pnp_admm"]
