@@ -19,10 +19,10 @@ import math
 import numpy as np
 import torch
 
-from .common import (Tracker, call_denoiser, check_int, check_positive, check_state_callback,
-                     initial_point, move_denoiser, resolve_device)
+from .common import call_denoiser, check_int, check_positive, initial_point
 from .fidelity import DataFidelity
 from .history import History
+from .iterative import IterativeSolver, denoiser_on, fidelity_on, require_finite
 
 
 def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray:
@@ -34,6 +34,38 @@ def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray
     if n_iter == 1:
         return np.array([float(sigma_end)])
     return np.logspace(math.log10(sigma_start), math.log10(sigma_end), n_iter)
+
+
+class HQS(IterativeSolver):
+    """HQS as a state and a step; the state is ``z`` (the denoised iterate) and ``x`` (the data
+    prox's, kept to warm-start its conjugate gradients)."""
+
+    name = "hqs"
+
+    def __init__(self, fid: DataFidelity, denoiser, *, sigma, lam, sigmas, x0, cg_tol, cg_max_iter, meta):
+        self.fid, self.denoiser, self.sigma, self.lam, self.sigmas = fid, denoiser, sigma, lam, sigmas
+        self.n_iter, self.x0, self.cg = len(sigmas), x0, dict(tol=cg_tol, max_iter=cg_max_iter)
+        self.meta, self.info = meta, None
+
+    def init(self):
+        z = initial_point(self.fid.A, self.fid.y, self.x0)
+        return dict(z=z, x=z)
+
+    def x(self, state):
+        return state["z"]
+
+    def step(self, state, k):
+        s_k = float(self.sigmas[k])
+        alpha = self.lam * self.sigma**2 / s_k**2
+        x = require_finite(self.fid.prox(state["z"], tau=1.0 / alpha, x0=state["x"], **self.cg), "data-prox iterate")
+        self.info = self.fid.last_info
+        z = require_finite(call_denoiser(self.denoiser, x, s_k))
+        state.update(x=x, z=z)
+        return dict(objective=float(self.fid.value(z).sum()), sigma=s_k, step=alpha,
+                    cg_iterations=self.info.iterations)
+
+    def finish(self, state, history):
+        history.meta["prox_method"] = self.info.method if self.info else None
 
 
 def hqs(
@@ -90,26 +122,13 @@ def hqs(
     history : History
         ``objective`` = ``f(z)``, ``sigma`` (σ_k), ``step`` (α_k), ``cg_iterations``, time, PSNR/SSIM.
     """
-    if not isinstance(fidelity, DataFidelity):
-        raise TypeError(f"fidelity must be a DataFidelity, got {type(fidelity).__name__}")
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
     sigma = check_positive(sigma, "sigma")
     lam = check_positive(lam, "lam")
     n_iter = check_int(n_iter, "n_iter")
     sigma_start = check_positive(sigma_start, "sigma_start")
     sigma_end = sigma if sigma_end is None else check_positive(sigma_end, "sigma_end")
-    check_state_callback(state_callback)
-    if not isinstance(ensemble, bool):
-        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
-    if ensemble:  # the same wrapper as PnP-ADMM's (sigma_range, name and weights carry over)
-        from priors.ensemble import SelfEnsemble
-
-        denoiser = SelfEnsemble(denoiser)
-    dev = resolve_device(device, fidelity.y)
-    fid = fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
-    denoiser = move_denoiser(denoiser, dev)
-    A, y = fid.A, fid.y
+    fid = fidelity_on(fidelity, device)
+    denoiser = denoiser_on(denoiser, fid.y.device, ensemble=ensemble)
     # Keep the whole schedule inside the noise range the denoiser was trained for, so that the
     # levels it is called at and the α_k = λσ²/σ_k² the data step uses are the same numbers
     # (clamping only the denoiser's argument would decouple them).  DPIR's 49/255 start sits just
@@ -118,34 +137,13 @@ def hqs(
     requested = (sigma_start, sigma_end)
     sigma_start = min(max(sigma_start, sigma_end), hi)  # never schedule upwards
     sigma_end = min(max(sigma_end, lo), sigma_start)
-    sigmas = dpir_sigmas(n_iter, sigma_start, sigma_end)
-    track = Tracker("hqs", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(sigma=sigma, lam=lam, n_iter=n_iter, sigma_start=sigma_start, sigma_end=sigma_end,
-                              ensemble=ensemble))
+    meta = dict(sigma=sigma, lam=lam, n_iter=n_iter, sigma_start=sigma_start, sigma_end=sigma_end, ensemble=ensemble)
     if (sigma_start, sigma_end) != requested:
-        track.history.meta["schedule_clamped_from"] = list(requested)
-    track.check_truth(A, y.shape[0])
-    z = initial_point(A, y, x0)
-    start, s = track.restore(resume_state, z=z, x=z)
-    z, x = s["z"], s["x"]
-    reason = "max_iter"
-    info = None
-    for k in range(start, n_iter):
-        s_k = float(sigmas[k])
-        alpha = lam * sigma**2 / s_k**2
-        x = fid.prox(z, tau=1.0 / alpha, x0=x, tol=cg_tol, max_iter=cg_max_iter)
-        info = fid.last_info
-        track.guard(x, k, "data-prox iterate")
-        z = call_denoiser(denoiser, x, s_k)
-        if track.step(k, z, last=(k == n_iter - 1), objective=float(fid.value(z).sum()), sigma=s_k, step=alpha,
-                      cg_iterations=info.iterations):
-            reason = "callback"
-            break
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x, z=z))
-    history = track.finish(reason)
-    history.meta["prox_method"] = info.method if info else None
-    return z, history
+        meta["schedule_clamped_from"] = list(requested)
+    solver = HQS(fid, denoiser, sigma=sigma, lam=lam, sigmas=dpir_sigmas(n_iter, sigma_start, sigma_end), x0=x0,
+                 cg_tol=cg_tol, cg_max_iter=cg_max_iter, meta=meta)
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
-__all__ = ["dpir_sigmas", "hqs"]
+__all__ = ["HQS", "dpir_sigmas", "hqs"]
