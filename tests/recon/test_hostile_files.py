@@ -602,10 +602,10 @@ def test_provenance_hashes_the_bytes_that_were_read(tmp_path, capsys, monkeypatc
 
 
 def test_file_changed_while_reading_is_refused(tmp_path, monkeypatch):
-    import recon.io
+    import recon.io.hdf5  # the module whose reader hashes the file
 
     path = _copy("blur", tmp_path / "in.h5")
-    real = recon.io.sha256_file
+    real = recon.io.hdf5.sha256_file
 
     def hash_then_change(p, **kw):
         digest = real(p, **kw)
@@ -613,7 +613,7 @@ def test_file_changed_while_reading_is_refused(tmp_path, monkeypatch):
             f.write(b"appended")
         return digest
 
-    monkeypatch.setattr(recon.io, "sha256_file", hash_then_change)
+    monkeypatch.setattr(recon.io.hdf5, "sha256_file", hash_then_change)
     with pytest.raises(MeasurementFileError, match="changed while"):
         read_measurement(path)
 
