@@ -6,13 +6,14 @@ Same rays, frames, grid and network; measured in the same run, alternating, medi
   weighted squared loss, backward, Adam step -- the step of :func:`recon.blackhole.fit_network`;
 * **voxel step**: one forward and one adjoint of the operator (a FISTA iteration of ``fit_voxels``).
 
-The target of issue 24 is a polarized network step <= 1.3x the unpolarized one.  Peak RSS of the
+The target of issue 24 is a polarized training step (network or voxel) <= 1.3x the unpolarized one.  Peak RSS of the
 process (``ru_maxrss``) is printed too (it covers both models).
 
 Measured (``--threads 1 --repeats 5``, 24^2 rays x 64 samples, 16 frames, 32x32x8 grid, 136,637 active
-samples, machine loaded ~9 on 2 cores): network step I 1599 ms, IQU 1488 ms (ratio 0.93; 1.06 in an earlier
-run); voxel forward+adjoint I 17.3 ms, IQU 48.4 ms (ratio 2.8: the scatter/gather moves three weights per
-sample, the trilinear interpolation is shared); peak RSS 1.1 GB.
+samples, machine loaded ~10 on 2 cores, so the thread CPU time is the figure to read): network step I 402 ms,
+IQU 393 ms CPU (ratio 0.98; wall 1.00); voxel forward+adjoint I 5.2 ms, IQU 6.4 ms CPU (ratio 1.24; wall
+1.57 under that load).  Before the Stokes samples were summed by pixel runs (CSR of ones forward,
+``repeat_interleave`` adjoint) the voxel ratio was 2.4 (CPU, same run) / 2.8-2.9 (wall); peak RSS 1.1 GB.
 
 Usage::
 
@@ -41,7 +42,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--grid", type=int, default=32)
     p.add_argument("--samples", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=7, help="network steps per model")
+    p.add_argument("--voxel-repeats", type=int, default=60, help="voxel steps per model (milliseconds each)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 
@@ -49,7 +51,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from forward_models.blackhole import EmissionTomography, LightCurve, trace_rays
-    from recon.blackhole import EmissionField, tune_malloc
+    from recon.blackhole import EmissionField
+    from recon.threads import tune_malloc
 
     tune_malloc()
     s = np.linspace(-20.0, 20.0, args.rays)
@@ -75,20 +78,25 @@ def main(argv=None) -> int:
         op = ops[k]
         op.adjoint(op(x))
 
-    times = {(kind, k): [] for kind in ("network", "voxel") for k in ops}
-    for kind, fn in (("network", net_step), ("voxel", voxel_step)):
+    # wall time, and the thread's CPU time (on a shared machine the CPU time is the steadier of the two:
+    # it leaves out the time this process waits for a core)
+    times = {(clock, kind, k): [] for clock in ("wall", "cpu") for kind in ("network", "voxel") for k in ops}
+    for kind, fn, n in (("network", net_step, args.repeats), ("voxel", voxel_step, args.voxel_repeats)):
         for k in ops:  # warm-up (caches of field samples, casts)
             fn(k)
-        for _ in range(args.repeats):
+        for _ in range(n):
             for k in ops:  # alternate so that load changes hit both alike
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 fn(k)
-                times[(kind, k)].append(time.perf_counter() - t0)
+                c1, t1 = time.thread_time(), time.perf_counter()
+                times[("wall", kind, k)].append(t1 - t0)
+                times[("cpu", kind, k)].append(c1 - c0)
     print(f"rays {args.rays}^2 x {args.samples}, frames {args.frames}, grid {kw['grid_shape']}, threads "
           f"{args.threads}; active samples {ops['I'].n_active}")
     for kind in ("network", "voxel"):
-        a, b = statistics.median(times[(kind, "I")]), statistics.median(times[(kind, "IQU")])
-        print(f"{kind:8s} step: I {a * 1e3:8.1f} ms   IQU {b * 1e3:8.1f} ms   ratio {b / a:.2f}")
+        for clock in ("wall", "cpu"):
+            a, b = (statistics.median(times[(clock, kind, k)]) for k in ("I", "IQU"))
+            print(f"{kind:8s} step ({clock:4s}): I {a * 1e3:8.1f} ms   IQU {b * 1e3:8.1f} ms   ratio {b / a:.2f}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

@@ -30,6 +30,7 @@ numpy arrays ``r, theta, phi, t, dtau, Sigma, x, y, z`` of shape ``(Nβ, Nα, K)
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -205,7 +206,7 @@ class EmissionTomography(LinearOperator):
     Notes
     -----
     Memory: 32 bytes (float32) per contributing (sample, frame), see :attr:`n_active`
-    (``stokes="IQU"``: 56 bytes).  With ``doppler=False`` only the ``g²`` ray weight is dropped; the
+    (``stokes="IQU"``: 40 bytes, plus 16 per (frame, pixel)).  With ``doppler=False`` only the ``g²`` ray weight is dropped; the
     Stokes factors keep their ``g^α_ν`` emissivity.
     """
 
@@ -309,11 +310,23 @@ class EmissionTomography(LinearOperator):
         self.register_buffer("base_index", torch.from_numpy(base).to(idx_dtype))
         pixel = np.concatenate(pixels)
         weight = np.concatenate(weights, axis=-1)
-        if self.n_stokes > 1:
-            # (n_active, n_stokes): one scatter of n_stokes-wide rows into (frames * pixels, n_stokes) is
-            # ~2x faster than n_stokes scalar scatters; the Stokes axis moves in front of the image after
-            weight = np.ascontiguousarray(weight.T)
-        self.register_buffer("pixel_index", torch.from_numpy(pixel).to(idx_dtype))
+        if self.n_stokes == 1:
+            self.register_buffer("pixel_index", torch.from_numpy(pixel).to(idx_dtype))
+        else:
+            # The samples are sorted by (frame, pixel) (frames in order, rays in C order), so a
+            # pixel's samples are one contiguous run: the forward sums runs with a CSR matrix of
+            # ones applied to the (n_active, n_stokes) weighted values, the adjoint repeats each
+            # pixel's Stokes values over its run (repeat_interleave).  Both read n_active-long
+            # arrays once for all Stokes parameters: on one CPU core ~2x faster than one scatter of
+            # n_stokes * n_active values and ~10x faster than index_add_ of (n_active, n_stokes)
+            # rows (a per-index loop).  Weight is (n_stokes, n_active), Stokes-major.
+            if pixel.size and np.any(np.diff(pixel) < 0):
+                raise AssertionError("EmissionTomography: samples are not sorted by pixel")  # construction bug
+            counts = np.bincount(pixel, minlength=self.n_frames * npix)
+            self.register_buffer("pixel_counts", torch.from_numpy(counts).to(idx_dtype))
+            self.register_buffer("pixel_offsets", torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]))
+                                 .to(idx_dtype))
+            self.register_buffer("sample_index", torch.arange(pixel.size, dtype=idx_dtype))
         self.register_buffer("frac", torch.from_numpy(np.concatenate(fracs, axis=1)).to(self._storage_dtype))
         self.register_buffer("ray_weight", torch.from_numpy(weight).to(self._storage_dtype))
         self._strides = (ny * nz, nz, 1)
@@ -334,18 +347,32 @@ class EmissionTomography(LinearOperator):
         c0 = torch.lerp(torch.lerp(corner(0), corner(1), fz), torch.lerp(corner(sy), corner(sy + 1), fz), fy)
         c1 = torch.lerp(torch.lerp(corner(sx), corner(sx + 1), fz),
                         torch.lerp(corner(sx + sy), corner(sx + sy + 1), fz), fy)
-        npix = self.n_frames * self.image_shape[0] * self.image_shape[1]
-        if self.n_stokes == 1:
-            v = torch.lerp(c0, c1, fx) * w
-            out = torch.zeros((b, npix), dtype=x.dtype, device=x.device)
-            out.index_add_(1, self.buffer_as("pixel_index", x), v)
+        v = torch.lerp(c0, c1, fx)
+        nf, ns, npix = self.n_frames, self.n_stokes, self.image_shape[0] * self.image_shape[1]
+        if ns == 1:
+            out = torch.zeros((b, nf * npix), dtype=x.dtype, device=x.device)
+            out.index_add_(1, self.buffer_as("pixel_index", x), v * w)
             return out.reshape(b, *self.out_shape)
-        # one interpolation, n_stokes weights per sample: rows (b, n_active, n_stokes)
-        v = torch.lerp(c0, c1, fx)[:, :, None] * w
-        out = torch.zeros((b, npix, self.n_stokes), dtype=x.dtype, device=x.device)
-        out.index_add_(1, self.buffer_as("pixel_index", x), v)
-        nf, (nb, na) = self.n_frames, self.image_shape
-        return out.reshape(b, nf, nb * na, self.n_stokes).transpose(-1, -2).reshape(b, *self.out_shape)
+        # one interpolation shared by the Stokes parameters; rows (n_active, b * n_stokes) summed
+        # over each pixel's run of samples by a CSR matrix of ones (see _build_grid_weights)
+        rows = (v.T[:, :, None] * w.T[:, None, :]).reshape(-1, b * ns)
+        out = (self._pixel_runs(x) @ rows).reshape(nf, npix, b, ns)
+        return out.permute(2, 0, 3, 1).reshape(b, *self.out_shape)
+
+    def _pixel_runs(self, ref: torch.Tensor) -> torch.Tensor:
+        """CSR ``(n_frames·Nβ·Nα, n_active)`` of ones summing each pixel's run of samples (Stokes
+        operators), on ``ref``'s device and dtype; cached with the cast buffers (dropped by ``.to``)."""
+        key = ("pixel-runs", ref.device, ref.dtype)
+        hit = self._cast_cache.get(key)
+        if hit is None:
+            col = self.buffer_as("sample_index", ref)
+            with warnings.catch_warnings():  # torch calls its CSR support "beta" on every construction
+                warnings.simplefilter("ignore", UserWarning)
+                hit = torch.sparse_csr_tensor(self.buffer_as("pixel_offsets", ref), col,
+                                              torch.ones(col.shape, dtype=ref.dtype, device=ref.device),
+                                              size=(self.pixel_counts.shape[0], col.shape[0]), check_invariants=False)
+            self._cast_cache[key] = hit
+        return hit
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if y.is_complex():
@@ -358,10 +385,15 @@ class EmissionTomography(LinearOperator):
         sx, sy, _ = self._strides
         if self.n_stokes == 1:
             v = y.reshape(b, -1).index_select(1, self.buffer_as("pixel_index", y)) * w
-        else:  # (b, frames, stokes, pixels) -> rows (b, frames * pixels, stokes), gathered per sample
-            nf, (nb, na) = self.n_frames, self.image_shape
-            rows = y.reshape(b, nf, self.n_stokes, nb * na).transpose(-1, -2).reshape(b, nf * nb * na, self.n_stokes)
-            v = (rows.index_select(1, self.buffer_as("pixel_index", y)) * w).sum(dim=-1)
+        else:  # each pixel's (Stokes) values repeated over its run of samples, weighted, summed over Stokes
+            nf, ns, npix = self.n_frames, self.n_stokes, self.image_shape[0] * self.image_shape[1]
+            # (2-D: index_select along the last axis of a 3-D tensor takes a slow path, ~20x)
+            g = y.reshape(b, nf, ns, npix).permute(2, 0, 1, 3).reshape(ns * b, nf * npix)
+            g = torch.repeat_interleave(g, self.buffer_as("pixel_counts", y), dim=1, output_size=w.shape[-1])
+            g = g.reshape(ns, b, -1)
+            v = g[0] * w[0]
+            for k in range(1, ns):
+                v.addcmul_(g[k], w[k])
         v1 = v * fr[0]
         v0 = v - v1
         out = torch.zeros((b, nx * ny * nz), dtype=y.dtype, device=y.device)
