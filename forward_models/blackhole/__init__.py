@@ -13,10 +13,12 @@ from .kerr import (conserved_quantities, critical_curve, horizon_radii, inside_c
                    points_in_polygon)
 
 from .observe import VisibilityOperator
+from .observed import LightCurveTomography, ObservedTomography, VisibilityTomography
 from .polarization import rotate_evpa, stokes_factors
 
 __all__ = [
-    "EmissionTomography", "Geodesics", "LightCurve", "RayBundle", "VisibilityOperator", "check_spin",
+    "EmissionTomography", "Geodesics", "LightCurve", "LightCurveTomography", "ObservedTomography", "RayBundle",
+    "VisibilityOperator", "VisibilityTomography", "check_spin",
     "conserved_quantities", "critical_curve", "fluid_ut", "gaussian_hotspot", "horizon_radii", "horizon_radius",
     "inside_critical_curve", "isco_radius", "keplerian_omega", "load_geodesics", "photon_orbit_radii",
     "points_in_polygon", "rays_from_npz", "redshift_factor", "rotate_evpa", "save_geodesics", "stokes_factors",

@@ -155,6 +155,22 @@ def _extent3(extent) -> tuple[float, float, float]:
     return tuple(float(v) for v in e)
 
 
+class _Transient:
+    """A cached value (a sparse tensor) that deep-copies and pickles as ``None``: rebuilt on next use
+    (sparse tensors have no storage that ``copy.deepcopy`` or pickling could copy)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __deepcopy__(self, memo):
+        return None
+
+    def __reduce__(self):
+        return (type(None), ())
+
+
 # ============================================================================ operator
 class EmissionTomography(LinearOperator):
     """Emission grid ``(B, Nx, Ny, Nz)`` -> movie ``(B, n_frames, Nβ, Nα)`` through Kerr geodesics.
@@ -364,15 +380,15 @@ class EmissionTomography(LinearOperator):
         operators), on ``ref``'s device and dtype; cached with the cast buffers (dropped by ``.to``)."""
         key = ("pixel-runs", ref.device, ref.dtype)
         hit = self._cast_cache.get(key)
-        if hit is None:
+        if not isinstance(hit, _Transient):
             col = self.buffer_as("sample_index", ref)
             with warnings.catch_warnings():  # torch calls its CSR support "beta" on every construction
                 warnings.simplefilter("ignore", UserWarning)
-                hit = torch.sparse_csr_tensor(self.buffer_as("pixel_offsets", ref), col,
-                                              torch.ones(col.shape, dtype=ref.dtype, device=ref.device),
-                                              size=(self.pixel_counts.shape[0], col.shape[0]), check_invariants=False)
+                hit = _Transient(torch.sparse_csr_tensor(
+                    self.buffer_as("pixel_offsets", ref), col, torch.ones(col.shape, dtype=ref.dtype, device=ref.device),
+                    size=(self.pixel_counts.shape[0], col.shape[0]), check_invariants=False))
             self._cast_cache[key] = hit
-        return hit
+        return hit.value
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if y.is_complex():
