@@ -14,20 +14,51 @@ import torch
 from forward_models.cg import batch_dot, cg_step
 from forward_models.gradient import finite_difference, finite_difference_adjoint
 
-from .common import (Tracker, call_denoiser, check_int, check_measurement, check_positive, check_state_callback,
-                     clamp_sigma, initial_point, move_denoiser, resolve_device)
+from .common import call_denoiser, check_int, check_measurement, check_positive, clamp_sigma, initial_point, \
+    resolve_device
 from .fidelity import DataFidelity
 from .history import History
-
-
-def _prepare(fidelity, device):
-    if not isinstance(fidelity, DataFidelity):
-        raise TypeError(f"fidelity must be a DataFidelity, got {type(fidelity).__name__}")
-    dev = resolve_device(device, fidelity.y)
-    return fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
+from .iterative import IterativeSolver, denoiser_on, fidelity_on, relative_change, require_finite
 
 
 # ============================================================================ CG least squares
+class CGTikhonov(IterativeSolver):
+    """CG on the damped normal equations; the state is ``x``, the residual ``r``, the search
+    direction ``p`` and ``rs = ‖r‖²`` (per batch element)."""
+
+    name = "cg"
+
+    def __init__(self, fid: DataFidelity, *, damping, n_iter, tol, x0, meta):
+        self.fid, self.damping, self.n_iter, self.tol, self.x0, self.meta = fid, damping, n_iter, tol, x0, meta
+        A, y = fid.A, fid.y
+        b = A.adjoint(fid._w2(y))
+        self.b = b if b.shape[0] == y.shape[0] else b.expand(y.shape[0], *b.shape[1:])
+        self.bnorm = torch.sqrt(batch_dot(self.b, self.b)).clamp_min(torch.finfo(self.b.dtype).tiny)
+
+    def normal(self, z):
+        return self.fid.A.adjoint(self.fid._w2(self.fid.A(z))) + self.damping * z
+
+    def init(self):
+        if self.x0 is None:  # start at 0, so that iterations stay in the range of Aᵀ
+            x, r = torch.zeros_like(self.b), self.b.clone()
+        else:
+            x = initial_point(self.fid.A, self.fid.y, self.x0)
+            r = self.b - self.normal(x)
+        return dict(x=x, r=r, p=r.clone(), rs=batch_dot(r, r))
+
+    def x(self, state):
+        return state["x"]
+
+    def step(self, state, k):
+        rel = torch.sqrt(state["rs"]) / self.bnorm
+        if bool((rel <= self.tol).all()):
+            return None
+        x, r, p, rs = cg_step(self.normal, state["x"], state["r"], state["p"], state["rs"], active=rel > self.tol)
+        state.update(x=x, r=r, p=p, rs=rs)
+        obj = self.fid.value(x) + 0.5 * self.damping * batch_dot(x, x)
+        return dict(objective=float(obj.sum()), primal_residual=float((torch.sqrt(rs) / self.bnorm).max()))
+
+
 def cg_tikhonov(
     fidelity: DataFidelity,
     *,
@@ -66,42 +97,14 @@ def cg_tikhonov(
         ``objective`` is the damped least-squares value, ``primal_residual`` the relative
         normal-equation residual per iteration.
     """
-    fid = _prepare(fidelity, device)
+    fid = fidelity_on(fidelity, device)
     damping = check_positive(damping, "damping", allow_zero=True)
     n_iter = check_int(n_iter, "n_iter")
     tol = check_positive(tol, "tol")
-    check_state_callback(state_callback)
-    A, y = fid.A, fid.y
-    track = Tracker("cg", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(damping=damping, n_iter=n_iter, tol=tol))
-    track.check_truth(A, y.shape[0])
-    b = A.adjoint(fid._w2(y))
-    if b.shape[0] != y.shape[0]:
-        b = b.expand(y.shape[0], *b.shape[1:])
-
-    def M(z):
-        return A.adjoint(fid._w2(A(z))) + damping * z
-
-    x = torch.zeros_like(b) if x0 is None else initial_point(A, y, x0)
-    r = b - M(x) if x0 is not None else b.clone()
-    bnorm = torch.sqrt(batch_dot(b, b)).clamp_min(torch.finfo(b.dtype).tiny)
-    start, s = track.restore(resume_state, x=x, r=r, p=r.clone(), rs=batch_dot(r, r))
-    x, r, p, rs = s["x"], s["r"], s["p"], s["rs"]
-    reason = "max_iter"
-    for k in range(start, n_iter):
-        rel = torch.sqrt(rs) / bnorm
-        if bool((rel <= tol).all()):
-            reason = "converged"
-            break
-        x, r, p, rs = cg_step(M, x, r, p, rs, active=rel > tol)
-        obj = fid.value(x) + 0.5 * damping * batch_dot(x, x)
-        if track.step(k, x, last=(k == n_iter - 1), objective=float(obj.sum()),
-                      primal_residual=float((torch.sqrt(rs) / bnorm).max())):
-            reason = "callback"
-            break
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x, r=r, p=p, rs=rs))
-    return x, track.finish(reason)
+    solver = CGTikhonov(fid, damping=damping, n_iter=n_iter, tol=tol, x0=x0,
+                        meta=dict(damping=damping, n_iter=n_iter, tol=tol))
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
 # ============================================================================ total variation
@@ -131,6 +134,54 @@ def total_variation(x: torch.Tensor, axes=None, *, eps: float = 0.0) -> torch.Te
     g = gradient(x, axes)
     mag = torch.sqrt((g**2).sum(dim=1) + eps * eps) - eps if eps else torch.sqrt((g**2).sum(dim=1))
     return mag.reshape(x.shape[0], -1).sum(dim=1)
+
+
+class TVReconstruction(IterativeSolver):
+    """Chambolle-Pock for ``‖W(y − A x)‖²/2 + λ TV(x)``; the state is the primal ``x``, its
+    extrapolation ``xbar`` and the dual variables ``p1`` (data) and ``p2`` (gradient)."""
+
+    name = "tv"
+
+    def __init__(self, fid: DataFidelity, *, lam, n_iter, tol, bounds, axes, step_ratio, record_every, x0, meta):
+        self.fid, self.lam, self.n_iter, self.tol, self.bounds, self.axes = fid, lam, n_iter, tol, bounds, axes
+        self.record_every, self.x0, self.meta = max(1, record_every), x0, meta
+        norm_a = fid.A.norm()
+        wmax = float(fid.weights.max()) if fid.weights is not None else fid.scalar_weight
+        norm_a = max(norm_a * wmax, 1e-12)  # W A is the effective data block
+        self.c = norm_a / math.sqrt(8.0)
+        L = math.sqrt(norm_a**2 + self.c**2 * 4 * len(axes))
+        self.tau, self.sig = 0.99 / (L * step_ratio), 0.99 * step_ratio / L
+        self.w2 = fid.weights**2 if fid.weights is not None else fid.scalar_weight**2
+
+    def init(self):
+        A, y = self.fid.A, self.fid.y
+        x = initial_point(A, y, self.x0)
+        if self.bounds is not None:
+            x = x.clamp(*self.bounds)
+        return dict(x=x, xbar=x.clone(), p1=torch.zeros_like(A(x)), p2=torch.zeros_like(gradient(x, self.axes)))
+
+    def x(self, state):
+        return state["x"]
+
+    def step(self, state, k):
+        A, y, axes, c, sig, x = self.fid.A, self.fid.y, self.axes, self.c, self.sig, state["x"]
+        # dual ascent; prox of σF₁* for F₁(z) = ‖W(z − y)‖²/2 is W²(p − σy)/(W² + σ)
+        p1 = self.w2 * (state["p1"] + sig * (A(state["xbar"]) - y)) / (self.w2 + sig)
+        q = state["p2"] + sig * c * gradient(state["xbar"], axes)
+        mag = torch.sqrt((q**2).sum(dim=1, keepdim=True))
+        p2 = q / torch.clamp(mag / (self.lam / c), min=1.0)  # projection on the λ/c-ball
+        x_new = x - self.tau * (A.adjoint(p1) + c * gradient_adjoint(p2, axes))
+        if self.bounds is not None:
+            x_new = x_new.clamp(*self.bounds)
+        self.change = relative_change(x_new, x)
+        state.update(x=x_new, xbar=2 * x_new - x, p1=p1, p2=p2)
+        objective = None
+        if k % self.record_every == 0 or k == self.n_iter - 1:
+            objective = float((self.fid.value(x_new) + self.lam * total_variation(x_new, axes)).sum())
+        return dict(primal_residual=float(self.change.max()), objective=objective)
+
+    def stop_reason(self, state, k, record):
+        return "converged" if self.tol > 0 and k > 0 and bool((self.change <= self.tol).all()) else None
 
 
 def tv_reconstruction(
@@ -184,63 +235,22 @@ def tv_reconstruction(
         ``objective`` is the TV-regularised objective (recorded every ``record_every`` iterations
         and at the last).
     """
-    fid = _prepare(fidelity, device)
+    fid = fidelity_on(fidelity, device)
     lam = check_positive(lam, "lam")
     n_iter = check_int(n_iter, "n_iter")
     tol = check_positive(tol, "tol", allow_zero=True)
     if bounds is not None:
-        lo, hi = (float(b) for b in bounds)
-        if not lo < hi:
+        bounds = tuple(float(b) for b in bounds)
+        if len(bounds) != 2 or not bounds[0] < bounds[1]:
             raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
-    check_state_callback(state_callback)
-    A, y = fid.A, fid.y
-    axes = _spatial_axes(tuple(A.in_shape), tv_axes)
-    norm_a = A.norm()
-    wmax = float(fid.weights.max()) if fid.weights is not None else fid.scalar_weight
-    norm_a = max(norm_a * wmax, 1e-12)  # W A is the effective data block
-    c = norm_a / math.sqrt(8.0)
-    L = math.sqrt(norm_a**2 + c**2 * 4 * len(axes))
+    axes = _spatial_axes(tuple(fid.A.in_shape), tv_axes)
     step_ratio = check_positive(step_ratio, "step_ratio")
-    tau, sig = 0.99 / (L * step_ratio), 0.99 * step_ratio / L
-    track = Tracker("tv", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(lam=lam, n_iter=n_iter, tol=tol, bounds=list(bounds) if bounds else None,
-                              step_ratio=step_ratio))
-    track.check_truth(A, y.shape[0])
-    x = initial_point(A, y, x0)
-    if bounds is not None:
-        x = x.clamp(lo, hi)
-    w2 = fid.weights**2 if fid.weights is not None else fid.scalar_weight**2
-    start, s = track.restore(resume_state, x=x, xbar=x.clone(), p1=torch.zeros_like(A(x)),
-                             p2=torch.zeros_like(gradient(x, axes)))
-    x, xbar, p1, p2 = s["x"], s["xbar"], s["p1"], s["p2"]
-    reason = "max_iter"
-    thresh = lam / c
-    for k in range(start, n_iter):
-        # dual ascent; prox of σF₁* for F₁(z) = ‖W(z − y)‖²/2 is W²(p − σy)/(W² + σ)
-        p1 = w2 * (p1 + sig * (A(xbar) - y)) / (w2 + sig)
-        q = p2 + sig * c * gradient(xbar, axes)
-        mag = torch.sqrt((q**2).sum(dim=1, keepdim=True))
-        p2 = q / torch.clamp(mag / thresh, min=1.0)  # projection on the λ/c-ball
-        x_new = x - tau * (A.adjoint(p1) + c * gradient_adjoint(p2, axes))
-        if bounds is not None:
-            x_new = x_new.clamp(lo, hi)
-        change = (torch.linalg.vector_norm((x_new - x).reshape(x.shape[0], -1), dim=1)
-                  / torch.linalg.vector_norm(x_new.reshape(x.shape[0], -1), dim=1).clamp_min(1e-30))
-        xbar = 2 * x_new - x
-        x = x_new
-        last = k == n_iter - 1
-        rec = {}
-        if k % max(1, record_every) == 0 or last:
-            rec["objective"] = float((fid.value(x) + lam * total_variation(x, axes)).sum())
-        if track.step(k, x, last=last, primal_residual=float(change.max()), **rec):
-            reason = "callback"
-            break
-        if tol > 0 and k > 0 and bool((change <= tol).all()):
-            reason = "converged"
-            break
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x, xbar=xbar, p1=p1, p2=p2))
-    return x, track.finish(reason)
+    solver = TVReconstruction(fid, lam=lam, n_iter=n_iter, tol=tol, bounds=bounds, axes=axes, step_ratio=step_ratio,
+                              record_every=record_every, x0=x0,
+                              meta=dict(lam=lam, n_iter=n_iter, tol=tol, bounds=list(bounds) if bounds else None,
+                                        step_ratio=step_ratio))
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
 # ============================================================================ FBP
@@ -255,14 +265,74 @@ def fbp(A, y: torch.Tensor, *, filter: str = "ramp", truth=None, device=None, **
                          f"{type(A).__name__} has none")
     dev = resolve_device(device, y)
     y = y.to(dev)
-    track = Tracker("fbp", 1, truth=truth, progress=False, meta=dict(filter=filter))
-    track.check_truth(A, y.shape[0])
-    x = A.fbp(y, filter=filter, **kw)
-    track.step(0, x, last=True, objective=float(DataFidelity(A, y).value(x).sum()))
-    return x, track.finish("done")
+    return FBP(DataFidelity(A, y), filter=filter, options=kw).run(truth=truth, progress=False)
+
+
+class FBP(IterativeSolver):
+    """Filtered back-projection as a one-step solver, so that it records like the others."""
+
+    name, n_iter = "fbp", 1
+
+    def __init__(self, fid: DataFidelity, *, filter: str, options: dict):
+        self.fid, self.filter, self.options, self.meta = fid, filter, options, dict(filter=filter)
+
+    def init(self):
+        return dict(x=self.fid.A.fbp(self.fid.y, filter=self.filter, **self.options))
+
+    def x(self, state):
+        return state["x"]
+
+    def step(self, state, k):
+        return dict(objective=float(self.fid.value(state["x"]).sum()))
+
+    def stop_reason(self, state, k, record):
+        return "done"
 
 
 # ============================================================================ PnP-PGD and RED
+class _GradientDenoiserStep(IterativeSolver):
+    """PnP-PGD and RED: one gradient step and one denoiser call per iteration; the state is ``x``."""
+
+    def __init__(self, fid: DataFidelity, denoiser, *, lam, step, sigma, n_iter, x0, meta, tol=0.0):
+        self.fid, self.denoiser, self.lam, self.gamma, self.sigma = fid, denoiser, lam, step, sigma
+        self.n_iter, self.x0, self.meta, self.tol = n_iter, x0, meta, tol
+
+    def init(self):
+        return dict(x=initial_point(self.fid.A, self.fid.y, self.x0))
+
+    def x(self, state):
+        return state["x"]
+
+
+class PnPPGD(_GradientDenoiserStep):
+    """``x ← D(x − γ ∇f(x), σ)``."""
+
+    name = "pnp-pgd"
+
+    def step(self, state, k):
+        x = state["x"]
+        x_new = require_finite(call_denoiser(self.denoiser, x - self.gamma * self.fid.grad(x), self.sigma))
+        self.change = float(relative_change(x_new, x).max())
+        state["x"] = x_new
+        return dict(objective=float(self.fid.value(x_new).sum()), sigma=self.sigma, step=self.gamma,
+                    primal_residual=self.change)
+
+    def stop_reason(self, state, k, record):
+        return "converged" if self.tol > 0 and self.change < self.tol else None
+
+
+class RED(_GradientDenoiserStep):
+    """``x ← x − μ (∇f(x) + λ (x − D(x, σ_d)))``."""
+
+    name = "red"
+
+    def step(self, state, k):
+        x = state["x"]
+        x = x - self.gamma * (self.fid.grad(x) + self.lam * (x - call_denoiser(self.denoiser, x, self.sigma)))
+        state["x"] = require_finite(x)
+        return dict(objective=float(self.fid.value(x).sum()), sigma=self.sigma, step=self.gamma)
+
+
 def pnp_pgd(
     fidelity: DataFidelity,
     denoiser,
@@ -286,38 +356,16 @@ def pnp_pgd(
     or when the relative change falls below ``tol``.  ``state_callback``/``resume_state``: the
     checkpoint protocol (:mod:`recon.checkpoint`; the state is ``x``).
     """
-    fid = _prepare(fidelity, device)
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
+    fid = fidelity_on(fidelity, device)
+    denoiser = denoiser_on(denoiser, fid.y.device)
     lam = check_positive(lam, "lam")
     n_iter = check_int(n_iter, "n_iter")
     tol = check_positive(tol, "tol", allow_zero=True)
     gamma = 1.0 / fid.lipschitz() if step is None else check_positive(step, "step")
-    denoiser = move_denoiser(denoiser, fid.y.device)
-    sigma = clamp_sigma(denoiser, math.sqrt(gamma * lam))
-    check_state_callback(state_callback)
-    A, y = fid.A, fid.y
-    track = Tracker("pnp-pgd", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
-    track.check_truth(A, y.shape[0])
-    start, s = track.restore(resume_state, x=initial_point(A, y, x0))
-    x = s["x"]
-    reason = "max_iter"
-    for k in range(start, n_iter):
-        x_new = call_denoiser(denoiser, x - gamma * fid.grad(x), sigma)
-        change = float((torch.linalg.vector_norm((x_new - x).reshape(x.shape[0], -1), dim=1)
-                        / torch.linalg.vector_norm(x_new.reshape(x.shape[0], -1), dim=1).clamp_min(1e-30)).max())
-        x = x_new
-        if track.step(k, x, last=(k == n_iter - 1), objective=float(fid.value(x).sum()), sigma=sigma, step=gamma,
-                      primal_residual=change):
-            reason = "callback"
-            break
-        if tol > 0 and change < tol:
-            reason = "converged"
-            break
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x))
-    return x, track.finish(reason)
+    solver = PnPPGD(fid, denoiser, lam=lam, step=gamma, sigma=clamp_sigma(denoiser, math.sqrt(gamma * lam)),
+                    n_iter=n_iter, x0=x0, tol=tol, meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
 def red(
@@ -340,31 +388,17 @@ def red(
     """Regularisation by denoising (Romano, Elad & Milanfar 2017), gradient-descent form:
     ``x ← x − μ (∇f(x) + λ (x − D(x, σ_d)))`` with ``μ = 1/(L + λ)`` by default.
     ``state_callback``/``resume_state``: the checkpoint protocol (the state is ``x``)."""
-    fid = _prepare(fidelity, device)
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
+    fid = fidelity_on(fidelity, device)
+    denoiser = denoiser_on(denoiser, fid.y.device)
     lam = check_positive(lam, "lam")
     sd = clamp_sigma(denoiser, check_positive(sigma_denoiser, "sigma_denoiser"))
     n_iter = check_int(n_iter, "n_iter")
     mu = 1.0 / (fid.lipschitz() + lam) if step is None else check_positive(step, "step")
-    denoiser = move_denoiser(denoiser, fid.y.device)
-    check_state_callback(state_callback)
-    A, y = fid.A, fid.y
-    track = Tracker("red", n_iter, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    meta=dict(lam=lam, sigma_denoiser=sd, step=mu, n_iter=n_iter))
-    track.check_truth(A, y.shape[0])
-    start, s = track.restore(resume_state, x=initial_point(A, y, x0))
-    x = s["x"]
-    reason = "max_iter"
-    for k in range(start, n_iter):
-        x = x - mu * (fid.grad(x) + lam * (x - call_denoiser(denoiser, x, sd)))
-        if track.step(k, x, last=(k == n_iter - 1), objective=float(fid.value(x).sum()), sigma=sd, step=mu):
-            reason = "callback"
-            break
-        if state_callback is not None:
-            state_callback(k, track.state(k, x=x))
-    return x, track.finish(reason)
+    solver = RED(fid, denoiser, lam=lam, step=mu, sigma=sd, n_iter=n_iter, x0=x0,
+                 meta=dict(lam=lam, sigma_denoiser=sd, step=mu, n_iter=n_iter))
+    return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
+                      resume_state=resume_state)
 
 
-__all__ = ["cg_tikhonov", "fbp", "gradient", "gradient_adjoint", "pnp_pgd", "red", "total_variation",
+__all__ = ["CGTikhonov", "FBP", "PnPPGD", "RED", "TVReconstruction", "cg_tikhonov", "fbp", "gradient", "gradient_adjoint", "pnp_pgd", "red", "total_variation",
            "tv_reconstruction"]
