@@ -13,9 +13,10 @@ import torch
 
 from forward_models.base import LinearOperator
 
-from .common import (Tracker, check_int, check_measurement, check_positive, check_state_callback, check_x0,
-                     initial_point, resolve_device)
+from .common import ResumeStateError, check_int, check_measurement, check_positive, check_x0, initial_point, \
+    resolve_device
 from .history import History
+from .iterative import IterativeSolver, require_finite
 
 LR_SCHEDULES = ("constant", "cosine", "exponential", "step")
 AMP_MODES = ("none", "bf16", "auto")
@@ -228,7 +229,6 @@ def fit_coordinate_network(
     regularizer = _resolve_regularizer(regularizer)
     if grad_clip is not None:
         grad_clip = check_positive(grad_clip, "grad_clip")
-    check_state_callback(state_callback)
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     init_steps = resolve_init_steps(init_steps, n_steps, has_x0=x0 is not None)
@@ -262,83 +262,97 @@ def fit_coordinate_network(
     params = [p for p in field.parameters() if p.requires_grad]
     if not params:
         raise ValueError("field has no trainable parameters")
-    opt = torch.optim.Adam(params, lr=lr)
-    track = Tracker("coordinate", n_steps, truth=truth, callback=callback, progress=progress, ssim=ssim,
-                    metrics_every=metrics_every,
-                    meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
-                              reg_weight=reg_weight, regularizer=reg_name, amp=amp, init_steps=init_steps,
-                              misfit_stop=misfit_stop, n_parameters=sum(p.numel() for p in params)))
-    track.check_truth(A, 1)
-    # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
-    # gradients O(1) for measurements of any size, the objective is reported unscaled.
-    scale = 1.0 / y.numel()
-    reason = "max_iter"
-    log_every = max(1, int(log_every))
-    last_state = None
-    start = track.resume(resume_state, ("field", "optimizer"))
-    if start:
-        _load_fit_state(field, opt, resume_state, dev, rdtype)
-    for k in range(start, n_steps):
-        if init_steps and k == init_steps:
-            opt = torch.optim.Adam(params, lr=lr)  # fresh moments for the loss through A
-        cur_lr = lr * _lr_factor(lr_schedule, k, n_steps, final_ratio)
+    fit = CoordinateFit(A, y, field, params, probe=probe.detach(), x0=x0, weights=w, n_steps=n_steps, lr=lr,
+                        lr_schedule=lr_schedule, lr_final_ratio=final_ratio, regularizer=regularizer,
+                        reg_weight=reg_weight, grad_clip=grad_clip, amp=amp, init_steps=init_steps,
+                        log_every=log_every, stop_rms=stop_rms,
+                        meta=dict(n_steps=n_steps, lr=lr, lr_schedule=lr_schedule, lr_final_ratio=final_ratio,
+                                  reg_weight=reg_weight, regularizer=reg_name, amp=amp, init_steps=init_steps,
+                                  misfit_stop=misfit_stop, n_parameters=sum(p.numel() for p in params)))
+    return fit.run(truth=truth, callback=callback, progress=progress, ssim=ssim, metrics_every=metrics_every,
+                   state_callback=state_callback, resume_state=resume_state)
+
+
+class CoordinateFit(IterativeSolver):
+    """Adam over a field's parameters as a state and a step.
+
+    The state is the ``field`` and its ``optimizer`` (a checkpoint holds their state dicts, see
+    :meth:`state_dict`) and ``x``, the rendering the latest step started from (what the history's
+    metrics and the callback see; not saved).
+    """
+
+    name = "coordinate"
+    hint = "try a smaller lr or grad_clip"
+
+    def __init__(self, A, y, field, params, *, probe, x0, weights, n_steps, lr, lr_schedule, lr_final_ratio,
+                 regularizer, reg_weight, grad_clip, amp, init_steps, log_every, stop_rms, meta):
+        self.A, self.y, self.field, self.params, self.probe, self.x0, self.w = A, y, field, params, probe, x0, weights
+        self.n_iter, self.lr, self.lr_schedule, self.final_ratio = n_steps, lr, lr_schedule, lr_final_ratio
+        self.regularizer, self.reg_weight, self.grad_clip, self.amp = regularizer, reg_weight, grad_clip, amp
+        self.init_steps, self.log_every, self.stop_rms, self.meta = init_steps, max(1, int(log_every)), stop_rms, meta
+        self.rdtype = y.real.dtype if y.is_complex() else y.dtype
+        # Adam is invariant to the loss scale except through eps; a per-element mean keeps the
+        # gradients O(1) for measurements of any size, the objective is reported unscaled.
+        self.scale = 1.0 / y.numel()
+        self.converged = False
+
+    def init(self):
+        return dict(field=self.field, optimizer=torch.optim.Adam(self.params, lr=self.lr), x=self.probe)
+
+    def x(self, state):
+        return state["x"]
+
+    def output(self, state):
+        return state["field"]
+
+    def state_dict(self, state):
+        return _fit_state(state["field"], state["optimizer"])
+
+    def load_state_dict(self, fresh, saved):
+        _load_fit_state(fresh["field"], fresh["optimizer"], saved, self.y.device, self.rdtype)
+        return dict(fresh, x=None)  # the rendering of the loaded field is the next step's
+
+    def step(self, state, k):
+        if self.init_steps and k == self.init_steps:  # fresh moments for the loss through A
+            state["optimizer"] = torch.optim.Adam(self.params, lr=self.lr)
+        opt, field, n = state["optimizer"], state["field"], self.n_iter
+        cur_lr = self.lr * _lr_factor(self.lr_schedule, k, n, self.final_ratio)
         for g in opt.param_groups:
             g["lr"] = cur_lr
         opt.zero_grad(set_to_none=True)
-        if amp == "bf16":
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
+        if self.amp == "bf16":
+            with torch.autocast(self.y.device.type, dtype=torch.bfloat16):
                 x = field.render()
-            x = x.to(rdtype)
+            x = x.to(self.rdtype)
         else:
             x = field.render()
-        embedding = k < init_steps
+        embedding = k < self.init_steps
         if embedding:  # the x0 phase: no operator, no regulariser
-            loss = 0.5 * (x - x0).pow(2).sum()
+            loss = 0.5 * (x - self.x0).pow(2).sum()
         else:
-            r = A(x) - y
-            if w is not None:
-                r = w * r
+            r = self.A(x) - self.y
+            if self.w is not None:
+                r = self.w * r
             loss = 0.5 * r.abs().pow(2).sum()
             rms = math.sqrt(2.0 * float(loss.detach()) / r.numel())
-            if regularizer is not None and reg_weight > 0:
-                loss = loss + reg_weight * regularizer(x)
-        if not bool(torch.isfinite(loss)):
-            from .common import NonFiniteIterateError
-
-            track.bar.close()
-            raise NonFiniteIterateError(
-                f"coordinate: the loss became NaN/Inf at step {k}; the last finite rendering is in .last_finite "
-                f"(try a smaller lr or grad_clip)", iteration=k, last_finite=track.last_finite,
-                history=track.history)
-        (loss * (1.0 / x0.numel() if embedding else scale)).backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            if self.regularizer is not None and self.reg_weight > 0:
+                loss = loss + self.reg_weight * self.regularizer(x)
+        require_finite(loss, "loss")
+        (loss * (1.0 / self.x0.numel() if embedding else self.scale)).backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         opt.step()
+        state["x"] = x.detach()
         # the misfit of the rendering this step started from: at or below the noise, stop
-        converged = stop_rms is not None and not embedding and rms <= stop_rms
-        last = k == n_steps - 1 or converged
-        rec = {}
-        if k % log_every == 0 or last:
-            # the x0 phase's misfit is another quantity than the objective: its own column
-            rec = dict(x0_misfit=float(loss.detach()), lr=cur_lr) if embedding else dict(
-                objective=float(loss.detach()), lr=cur_lr)
-        want_metrics = track.truth is not None and (k % track.metrics_every == 0 or last)
-        if rec or want_metrics or callback is not None:
-            if track.step(k, x.detach(), last=last, **rec):
-                reason = "callback"
-                break
-        else:
-            track.bar.update(1)
-            last_state = x.detach()
-        if state_callback is not None:
-            state_callback(k, track.state(k, **_fit_state(field, opt)))
-        if converged:
-            reason = "discrepancy"
-            break
-    if last_state is not None:
-        track.last_finite = last_state
-    history = track.finish(reason)
-    return field, history
+        self.converged = self.stop_rms is not None and not embedding and rms <= self.stop_rms
+        if k % self.log_every and not (k == n - 1 or self.converged):
+            return {}
+        # the x0 phase's misfit is another quantity than the objective: its own column
+        return dict(x0_misfit=float(loss.detach()), lr=cur_lr) if embedding else dict(
+            objective=float(loss.detach()), lr=cur_lr)
+
+    def stop_reason(self, state, k, record):
+        return "discrepancy" if self.converged else None
 
 
 def _fit_state(field: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
@@ -359,7 +373,7 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     fsd = field.state_dict()
     saved = state["field"]
     if set(saved) != set(fsd) or any(tuple(saved[k].shape) != tuple(fsd[k].shape) for k in fsd):
-        raise ValueError("resume_state: the field does not match the checkpoint's architecture")
+        raise ResumeStateError("resume_state: the field does not match the checkpoint's architecture")
     field.load_state_dict({k: v.to(device=device, dtype=fsd[k].dtype) for k, v in saved.items()})
     o = state["optimizer"]
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in o["param_groups"]]
@@ -371,4 +385,4 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
-__all__ = ["AMP_MODES", "LR_SCHEDULES", "REGULARIZERS", "bf16_supported", "fit_coordinate_network", "resolve_amp", "resolve_init_steps", "smoothed_total_variation"]
+__all__ = ["AMP_MODES", "CoordinateFit", "LR_SCHEDULES", "REGULARIZERS", "bf16_supported", "fit_coordinate_network", "resolve_amp", "resolve_init_steps", "smoothed_total_variation"]

@@ -26,13 +26,13 @@ one place to add a stopping rule or a logger.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
-from .common import (NonFiniteIterateError, ResumeStateError, check_state_callback, move_denoiser, progress_bar,
-                     resolve_device)
+from .common import NonFiniteIterateError, ResumeStateError, move_denoiser, resolve_device
 from .fidelity import DataFidelity
 from .history import History
 
@@ -77,6 +77,36 @@ def relative_change_rule(tol: float) -> StopRule:
         return None
 
     return rule
+
+
+def use_progress(progress: bool | None) -> bool:
+    """Progress bars on when asked, or by default only when stderr is a terminal."""
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+def progress_bar(total: int, desc: str, progress: bool | None):
+    """A tqdm bar (or a no-op stand-in when disabled or tqdm is missing)."""
+    if use_progress(progress):
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, desc=desc, leave=False)
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            pass
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *a, **k):
+        pass
+
+    def close(self):
+        pass
 
 
 class ProgressLogger:
@@ -289,6 +319,13 @@ def _resumed_history(resume_state, fresh: dict, n_iter: int, history: History) -
     return int(it) + 1, restored
 
 
+def check_state_callback(state_callback) -> None:
+    """``TypeError`` unless ``state_callback`` is ``None`` or callable."""
+    if state_callback is not None and not callable(state_callback):
+        raise TypeError(f"state_callback must be callable as state_callback(k, state), "
+                        f"got {type(state_callback).__name__}")
+
+
 def check_truth(truth, x: torch.Tensor) -> None:
     """Clear errors for a ground truth that does not fit the estimate ``x`` ``(B, *shape)``."""
     if not isinstance(truth, torch.Tensor):
@@ -331,5 +368,6 @@ def denoiser_on(denoiser, device: torch.device, *, ensemble: bool = False):
     return move_denoiser(denoiser, device)
 
 
-__all__ = ["IterativeSolver", "Logger", "NonFinite", "ProgressLogger", "StopRule", "batch_norm", "check_truth",
-           "denoiser_on", "fidelity_on", "quality", "relative_change", "relative_change_rule", "require_finite"]
+__all__ = ["IterativeSolver", "Logger", "NonFinite", "ProgressLogger", "StopRule", "batch_norm", "check_state_callback",
+           "check_truth", "denoiser_on", "fidelity_on", "progress_bar", "quality", "relative_change",
+           "relative_change_rule", "require_finite", "use_progress"]
