@@ -30,7 +30,8 @@ def uas_per_M(mass_msun: float = SGRA_MASS_MSUN, distance_kpc: float = SGRA_DIST
 def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: int = 8,
                        observation: str = "movie", size: int | None = None, n_samples: int = 64,
                        grid: int | None = None, fov_M: float = 8.0, minutes: float = 40.0, geometry=None,
-                       stokes: str = "I", magnetic_field="vertical", polarized_fraction: float = 0.85):
+                       stokes: str = "I", magnetic_field="vertical", polarized_fraction: float = 0.85,
+                       t_frames_M=None):
     """An ``EmissionTomography`` operator: a ``grid³`` emission volume -> ``frames`` images of ``size²`` rays.
 
     Parameters
@@ -41,9 +42,10 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
         Observer inclination in degrees (0 < i < 180).
     frames : int
         Movie frames, evenly spread over ``minutes`` minutes of observation.
-    observation : {"movie"}
-        What the file holds.  Light curves and visibilities are composed operators that are not
-        registered as measurement-file forward models yet.
+    observation : {"movie", "lightcurve", "visibilities"}
+        What the file holds: the movie (forward model ``blackhole``), its unresolved light curve
+        (``blackhole-lightcurve``, ``(frames[, 3])``) or ngEHT visibilities at 230 GHz, one scan per
+        frame from 2 h GMST on (``blackhole-visibilities``, ``(frames[, 3], n_vis)``).
     size : int
         Rays per screen axis (default 24); the screen spans ``[-fov_M, fov_M]`` M.
     n_samples : int
@@ -56,6 +58,8 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
         ``"vertical"``, ``"radial"``, ``"toroidal"`` or ``"b_r,b_z,b_phi"`` (lab frame, cylindrical).
     polarized_fraction : float
         Local linear polarization fraction in [0, 1].
+    t_frames_M : sequence of float, optional
+        The frames' times in M (e.g. an imported light curve's); replaces ``frames`` and ``minutes``.
     """
     from forward_models import get_entry
 
@@ -65,8 +69,8 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
     entry = get_entry("blackhole")
     if geometry:
         return entry.build(dict(geometry))
-    if observation != "movie":
-        raise ValueError(f"observation {observation!r} cannot be stored as a measurement file yet; use 'movie'")
+    if observation not in ("movie", "lightcurve", "visibilities"):
+        raise ValueError(f"observation must be 'movie', 'lightcurve' or 'visibilities', got {observation!r}")
     if not (0.0 <= spin < 1.0):
         raise ValueError(f"spin must be in [0, 1), got {spin}")
     if not (0.0 < inclination < 180.0):
@@ -77,7 +81,8 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
 
     screen = np.linspace(-fov_M, fov_M, size)
     geos = trace_rays(float(spin), float(inclination), screen, screen, n_samples=int(n_samples))
-    t_frames = np.linspace(0.0, minutes * 60.0 / SECONDS_PER_M, int(frames))
+    t_frames = (np.linspace(0.0, minutes * 60.0 / SECONDS_PER_M, int(frames)) if t_frames_M is None
+                else np.atleast_1d(np.asarray(t_frames_M, dtype=np.float64)))
     pol = {}
     if stokes != "I":
         field = magnetic_field
@@ -89,7 +94,20 @@ def blackhole_operator(*, spin: float = 0.5, inclination: float = 60.0, frames: 
         pol = {"stokes": stokes, "magnetic_field": field, "polarized_fraction": float(polarized_fraction)}
     elif stokes not in ("I", "IQU"):
         raise ValueError(f"stokes must be 'I' or 'IQU', got {stokes!r}")
-    return entry.cls(geos, grid_shape=grid, extent=fov_M, t_frames=t_frames, t_injection=FLARE_T_INJECTION, **pol)
+    op = entry.cls(geos, grid_shape=grid, extent=fov_M, t_frames=t_frames, t_injection=FLARE_T_INJECTION, **pol)
+    if observation == "lightcurve":
+        from forward_models.blackhole import LightCurveTomography
+
+        return LightCurveTomography(op)
+    if observation == "visibilities":
+        from forward_models.blackhole import VisibilityTomography
+        from forward_models.blackhole.observe import mass_scale, uv_coverage
+
+        scale = mass_scale()
+        cov = uv_coverage("ngEHT", times_hr=2.0 + t_frames * scale.seconds / 3600.0, mjd=57851, freq_hz=230e9,
+                          timetype="GMST")
+        return VisibilityTomography.from_coverage(op, cov, fov_M=2 * fov_M, scale=scale)
+    return op
 
 
 def hotspot_truth(op, *, kind: str = "hotspot", radius: float = 6.0, std: float | None = None) -> np.ndarray:
@@ -100,6 +118,7 @@ def hotspot_truth(op, *, kind: str = "hotspot", radius: float = 6.0, std: float 
     """
     from forward_models.blackhole import gaussian_hotspot
 
+    op = getattr(op, "tomography", op)  # a light curve's or visibilities' operator: its emission grid
     if kind != "hotspot":
         raise ValueError(f"emission must be 'hotspot', got {kind!r}")
     extent = float(np.max(np.asarray(op.extent)))

@@ -74,6 +74,13 @@ class ObservedTomography(LinearOperator):
     def stokes(self) -> str:
         return self.tomography.stokes
 
+    @property
+    def out_dims(self) -> tuple[str, ...]:
+        """Names of the data axes (what measurement files record as ``dims``)."""
+        stokes = ("stokes",) if self.n_stokes > 1 else ()
+        last = ("visibility",) if len(self.out_shape) > 1 + len(stokes) else ()
+        return ("frame", *stokes, *last)
+
     def extra_repr(self) -> str:
         return f"out_shape={self.out_shape}"
 

@@ -544,6 +544,11 @@ class EmissionTomography(LinearOperator):
             self._field_cache[tkey] = hit
         return hit
 
+    @property
+    def out_dims(self) -> tuple[str, ...]:
+        """Names of the movie's axes (what measurement files record as ``dims``)."""
+        return ("frame", "beta", "alpha") if self.n_stokes == 1 else ("frame", "stokes", "beta", "alpha")
+
     # ------------------------------------------------------------------ observations
     def lightcurve(self) -> LinearOperator:
         """The unresolved light curve ``(B, n_frames)`` (``stokes="IQU"``: ``(B, n_frames, 3)``):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # modules that define importers; imported lazily so `recon --help` stays fast
-_MODULES = ("recon.importers.tomography", "recon.importers.uvfits")
+_MODULES = ("recon.importers.tomography", "recon.importers.uvfits", "recon.importers.alma")
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ def declared_work(name: str, geometry: dict) -> list[tuple[str, int, int, str]]:
             ch = max(int(g.get("channels", 1)), 1)
             out.append(("sinogram (channels x detectors x angles)", ch * n_det * _count(g["angles"]), lim,
                         MAX_ELEMENTS_ENV))
-        if name == "blackhole" and {"alpha", "beta"} <= set(g):
+        if name in ("blackhole", "blackhole-lightcurve", "blackhole-visibilities") and {"alpha", "beta"} <= set(g):
             screen = _count(g["alpha"]) * _count(g["beta"])
             if "grid_shape" in g:
                 out.append(("emission grid", _prod(g["grid_shape"]), lim, MAX_ELEMENTS_ENV))

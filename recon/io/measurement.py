@@ -132,7 +132,8 @@ class Measurement:
                    mask=None if mask is None else squeeze_batch(to_numpy(mask), op.out_shape).astype(bool),
                    ground_truth=None if ground_truth is None else squeeze_batch(to_numpy(ground_truth),
                                                                                   op.in_shape),
-                   provenance=dict(provenance or {}), units=units, dims=list(dims or []))
+                   provenance=dict(provenance or {}), units=units,
+                   dims=list(dims or getattr(op, "out_dims", None) or []))  # an operator may name its data axes
 
 
 def _write_str_attr(obj, key: str, value: str) -> None:
