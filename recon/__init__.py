@@ -13,12 +13,12 @@ __version__ = "0.1.0"
 
 # name -> submodule that defines it (imported on first access)
 _LAZY = {
-    "load_measurement": "recon.api",
-    "reconstruct": "recon.api",
-    "compare": "recon.api",
-    "save_reconstruction": "recon.api",
-    "load_reconstruction": "recon.api",
-    "simulate": "recon.api",
+    "load_measurement": "recon.workflow",
+    "reconstruct": "recon.workflow",
+    "compare": "recon.comparison",  # the function; the module is recon.comparison
+    "save_reconstruction": "recon.workflow",
+    "load_reconstruction": "recon.workflow",
+    "simulate": "recon.workflow",
     "import_scan": "recon.importers.tomography",
     "Measurement": "recon.io",
     "Reconstruction": "recon.io",

@@ -114,11 +114,53 @@ class LightcurveFit:
         return float(np.mean(self.chi2_val)) if self.chi2_val else math.nan
 
 
+def _fit_key(op, y, sigma, train, validation, **kw) -> str:
+    """A digest of everything a seed's fit depends on (data, split, operator, options)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(np.asarray(y, dtype=np.float64)).tobytes())
+    for a in (sigma, train, validation):
+        h.update(b"|" + (b"none" if a is None else np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes()))
+    geo = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, (v, _u) in op.geometry().items()}
+    h.update(json.dumps({"geometry": geo, **kw}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _digest(a) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(a)).tobytes()).hexdigest()
+
+
+def _load_checkpoint(path, key: str):
+    """``(volume, chi2_train, chi2_val)`` saved for ``key`` at ``path``, or ``None``."""
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            if str(d["key"]) != key:
+                return None  # made for other data or options: fit again
+            return np.asarray(d["volume"]), float(d["chi2_train"]), float(d["chi2_val"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_checkpoint(path, key: str, volume, chi2_train: float, chi2_val: float) -> None:
+    import io
+
+    from forward_models.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, key=np.asarray(key), volume=np.asarray(volume, dtype=np.float32),
+             chi2_train=np.float64(chi2_train), chi2_val=np.float64(chi2_val))
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def fit_lightcurve(op, y, sigma, *, train=None, validation=None, stokes: str = "IQU", method: str = "network",
                    seeds: Sequence[int] = (0,), n_iter: int = 300, amplitude: float | None = None,
                    support=None, smoothness: float = 0.0, r_max: float | None = None, r_min: float = 0.0,
                    z_max: float | None = None, lr: float = 1e-3, lr_final: float = 1e-4, device=None,
-                   **network_kw) -> LightcurveFit:
+                   checkpoint_dir=None, **network_kw) -> LightcurveFit:
     """Fit the 3-D emission to a light curve ``y`` ``(n_frames, 3)`` with per-Stokes ``sigma``.
 
     Parameters
@@ -141,6 +183,11 @@ def fit_lightcurve(op, y, sigma, *, train=None, validation=None, stokes: str = "
         Network amplitude (default: :func:`voxel_amplitude` on the training data).
     support, smoothness : voxel-fit options (see :func:`recon.blackhole.fit_voxels`).
     r_max, r_min, z_max : network support (M); ``r_max`` defaults to the largest half-width of the grid.
+    checkpoint_dir : path, optional
+        Network fits only: each seed's result (volume and χ²) is saved there as ``seed<k>.npz`` when
+        its fit ends, and a later call with the same data, split, operator and options loads it
+        instead of fitting again (an interrupted study resumes at the first unfinished seed; a
+        change of anything starts afresh).  The histories of loaded seeds are ``None``.
 
     Returns
     -------
@@ -166,11 +213,28 @@ def fit_lightcurve(op, y, sigma, *, train=None, validation=None, stokes: str = "
         if w_val is not None:
             c_va.append(reduced_chi2(pred, yv, w_val))
     elif method == "network":
-        if amplitude is None:
-            amplitude = voxel_amplitude(op, yv.float(), observation=lc, weights=w_train, support=support,
-                                        device=device)
         r_max = float(r_max) if r_max is not None else float(max(op.extent))
+        ckpt = None
+        if checkpoint_dir is not None:
+            from pathlib import Path
+
+            ckpt = Path(checkpoint_dir)
+            ckpt.mkdir(parents=True, exist_ok=True)
+            key = _fit_key(op, yv.numpy(), sigma, train, validation, stokes=stokes, n_iter=n_iter, amplitude=amplitude,
+                           support=None if support is None else _digest(support),
+                           r_max=r_max, r_min=r_min, z_max=z_max, lr=lr, lr_final=lr_final, **network_kw)
         for s in seeds:
+            done = None if ckpt is None else _load_checkpoint(ckpt / f"seed{int(s)}.npz", key + str(int(s)))
+            if done is not None:
+                vols.append(done[0])
+                hists.append(None)
+                c_tr.append(done[1])
+                if w_val is not None:
+                    c_va.append(done[2])
+                continue
+            if amplitude is None:
+                amplitude = voxel_amplitude(op, yv.float(), observation=lc, weights=w_train, support=support,
+                                            device=device)
             f, h = rb.fit_network(op, yv.float(), observation=lc, weights=w_train, n_iter=n_iter, lr=lr,
                                   lr_final=lr_final, seed=int(s), amplitude=amplitude, r_max=r_max, r_min=r_min,
                                   z_max=z_max, device=device, log_every=max(1, n_iter // 4), **network_kw)
@@ -182,6 +246,9 @@ def fit_lightcurve(op, y, sigma, *, train=None, validation=None, stokes: str = "
             c_tr.append(reduced_chi2(pred, yv, w_train))
             if w_val is not None:
                 c_va.append(reduced_chi2(pred, yv, w_val))
+            if ckpt is not None:
+                _save_checkpoint(ckpt / f"seed{int(s)}.npz", key + str(int(s)), vols[-1], c_tr[-1],
+                                 c_va[-1] if w_val is not None else math.nan)
     else:
         raise ValueError(f"method must be 'network' or 'voxels', got {method!r}")
     v = np.stack(vols)
@@ -208,15 +275,19 @@ def inclination_scan(build_operator: Callable[[float], object], y, sigma, inclin
     """Fit at each inclination and score it by the validation χ² (mean over seeds).
 
     ``build_operator(inc)`` returns the polarized operator for that inclination (same frames, grid and
-    field model).  ``fit_kw`` go to :func:`fit_lightcurve`.
+    field model).  ``fit_kw`` go to :func:`fit_lightcurve`; with ``checkpoint_dir`` each inclination
+    keeps its seeds in a sub-folder ``inc<degrees>``.
     """
     incs = np.asarray(list(inclinations), dtype=np.float64)
     if incs.size < 1 or validation is None or not np.any(validation):
         raise ValueError("an inclination scan needs at least one inclination and validation frames")
     cv, ct, fits = [], [], []
+    ckpt = fit_kw.pop("checkpoint_dir", None)
     for inc in incs:
         op = build_operator(float(inc))
-        fit = fit_lightcurve(op, y, sigma, train=train, validation=validation, seeds=seeds, **fit_kw)
+        sub = None if ckpt is None else f"{ckpt}/inc{float(inc):g}"
+        fit = fit_lightcurve(op, y, sigma, train=train, validation=validation, seeds=seeds, checkpoint_dir=sub,
+                             **fit_kw)
         cv.append(fit.chi2_val)
         ct.append(fit.chi2_train)
         fits.append(fit)

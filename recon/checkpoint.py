@@ -19,7 +19,6 @@ without the protocol still run; they are restarted from the beginning on ``--res
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -34,22 +33,6 @@ from .io import MeasurementFileError, h5_bytes
 
 CHECKPOINT_FORMAT = "recon-checkpoint"
 CHECKPOINT_VERSION = "1.0"
-
-
-def supports_resume(fn) -> bool:
-    """Whether a solver implements the checkpoint protocol.
-
-    A registry entry (``recon.solvers.SolverSpec``) says so in its ``resumable`` attribute;
-    for anything else the signature of ``fn.run`` (or ``fn``) is inspected.
-    """
-    flag = getattr(fn, "resumable", None)
-    if isinstance(flag, bool):
-        return flag
-    try:
-        params = inspect.signature(getattr(fn, "run", fn)).parameters
-    except (TypeError, ValueError):
-        return False
-    return "state_callback" in params and "resume_state" in params
 
 
 def _flatten(prefix: str, value: Any, arrays: dict, meta: dict) -> None:
@@ -218,7 +201,7 @@ def load_state(path: str | os.PathLike, *, run_key: dict | None = None, device="
 
 
 class Checkpointer:
-    """Run :func:`recon.api.reconstruct` with periodic checkpoints and optional resume.
+    """Run :func:`recon.workflow.reconstruct` with periodic checkpoints and optional resume.
 
     Parameters
     ----------
@@ -240,14 +223,17 @@ class Checkpointer:
         self.resumed_from: int | None = None
 
     def run(self, measurement, *, solver: str, prior: str, device: str = "cpu", **kwargs):
-        from . import api
+        from . import workflow
+        from .methods import default_solver
+        from .solvers import SOLVERS
 
-        name = api.default_solver(prior, measurement) if solver in (None, "auto") else solver
-        fn = api.get_solver(name)
-        if not supports_resume(fn):
+        name = default_solver(prior, measurement) if solver in (None, "auto") else solver
+        if name not in SOLVERS:
+            raise ValueError(f"unknown solver {name!r}; known: {', '.join(sorted(SOLVERS))}")
+        if not SOLVERS[name].resumable:
             print(f"note: solver {name} does not expose its state; checkpoints are not written and --resume "
                   "restarts from the beginning (same result)", file=sys.stderr)
-            return api.reconstruct(measurement, solver=name, prior=prior, device=device, **kwargs)
+            return workflow.reconstruct(measurement, solver=name, prior=prior, device=device, **kwargs)
         state = None
         if self.resume and self.path.exists():
             state, it = load_state(self.path, run_key=self.run_key, device=device)
@@ -261,8 +247,8 @@ class Checkpointer:
         from .solvers.common import ResumeStateError
 
         try:
-            return api.reconstruct(measurement, solver=name, prior=prior, device=device, resume_state=state,
-                                   state_callback=on_state, **kwargs)
+            return workflow.reconstruct(measurement, solver=name, prior=prior, device=device, resume_state=state,
+                                        state_callback=on_state, **kwargs)
         except ResumeStateError as e:  # the solver found the state inconsistent with this run
             raise _state_error(self.path, str(e)) from None
 

@@ -31,10 +31,10 @@ def solver_names() -> tuple[str, ...]:
 
 def prior_names() -> tuple[str, ...]:
     """``--prior`` choices: every denoiser ``priors.load_denoiser`` knows, ``coordinate``, ``none`` and
-    ``auto`` (the learned prior measured best for the file, :func:`recon.api.auto_prior`)."""
+    ``auto`` (the learned prior measured best for the file, :func:`recon.methods.auto_prior`)."""
     from priors import DENOISERS
 
-    from .api import AUTO_PRIOR, COORDINATE_PRIOR, NO_PRIOR
+    from .methods import AUTO_PRIOR, COORDINATE_PRIOR, NO_PRIOR
 
     return (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, AUTO_PRIOR)
 
@@ -109,7 +109,7 @@ def cmd_import(args, argv) -> int:
 def cmd_simulate(args, argv) -> int:
     import numpy as np
 
-    from . import api
+    from . import inputs, workflow
     from .io import check_output_path, sha256_file, write_measurement
 
     out = check_output_path(args.output, [p for p in (args.image, args.kernel) if p and Path(p).is_file()])
@@ -133,26 +133,26 @@ def cmd_simulate(args, argv) -> int:
             raise BadInput("blackhole simulates from --emission (a 3-D truth), not --image")
         from .simulate_blackhole import hotspot_truth
 
-        op = api.build_operator("blackhole", spin=args.spin, inclination=args.inclination, frames=args.frames,
-                                observation=args.observation, size=args.size, geometry=geometry,
-                                stokes=args.stokes, magnetic_field=args.magnetic_field,
-                                polarized_fraction=args.polarized_fraction)
+        op = inputs.build_operator("blackhole", spin=args.spin, inclination=args.inclination, frames=args.frames,
+                                   observation=args.observation, size=args.size, geometry=geometry,
+                                   stokes=args.stokes, magnetic_field=args.magnetic_field,
+                                   polarized_fraction=args.polarized_fraction)
         truth = hotspot_truth(op, kind=args.emission)
     else:
         image = args.image or "camera"
         if Path(image).is_file():
             parents.append({"path": str(image), "sha256": sha256_file(image)})
-        truth = api.load_image(image, size=args.size)
+        truth = inputs.load_image(image, size=args.size)
         if args.kernel and str(args.kernel).endswith(".npy") and Path(args.kernel).is_file():
             parents.append({"path": str(args.kernel), "sha256": sha256_file(args.kernel)})
-        op = api.build_operator(args.forward_model, image_shape=truth.shape[1:], kernel=args.kernel or "gaussian:2",
-                                boundary=args.boundary, angles=args.angles, geometry=geometry)
+        op = inputs.build_operator(args.forward_model, image_shape=truth.shape[1:], kernel=args.kernel or "gaussian:2",
+                                   boundary=args.boundary, angles=args.angles, geometry=geometry)
         if tuple(op.in_shape) != tuple(truth.shape):
             raise BadInput(f"the image has shape {truth.shape} but the forward model expects {op.in_shape}")
     config = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "output")}
     prov = {"generator": "recon simulate", "command": _command_line(argv), "config": config, "parents": parents}
-    m = api.simulate(op, np.asarray(truth), noise_sigma=float(args.noise_sigma or 0.0), seed=args.seed,
-                     provenance=prov, noise_relative=args.noise_relative)
+    m = workflow.simulate(op, np.asarray(truth), noise_sigma=float(args.noise_sigma or 0.0), seed=args.seed,
+                          provenance=prov, noise_relative=args.noise_relative)
     write_measurement(out, m)
     print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}, truth {tuple(m.ground_truth.shape)}, "
           f"sigma {m.sigma if m.sigma is not None else 0}")
@@ -160,11 +160,12 @@ def cmd_simulate(args, argv) -> int:
 
 
 def cmd_run(args, argv) -> int:
-    from . import api
+    from . import workflow
     from .io import check_output_path, write_fits
+    from .methods import method_label
 
     device = _check_device(args.device)
-    m = api.load_measurement(args.input)
+    m = workflow.load_measurement(args.input)
     inputs = [args.input] + ([args.x0] if args.x0 else [])  # never overwritten by an output
     if args.weights:  # the weights and their sidecar are inputs too
         inputs += [args.weights, str(Path(args.weights).with_suffix(".json"))]
@@ -205,8 +206,8 @@ def cmd_run(args, argv) -> int:
         r = ckpt.run(m, solver=solver, prior=args.prior, device=device, seed=args.seed, threads=threads,
                      dtype=args.dtype, x0=x0, progress=progress, **options)
     else:
-        r = api.reconstruct(m, solver=solver, prior=args.prior, device=device, seed=args.seed,
-                            threads=threads, dtype=args.dtype, x0=x0, progress=progress, **options)
+        r = workflow.reconstruct(m, solver=solver, prior=args.prior, device=device, seed=args.seed,
+                                 threads=threads, dtype=args.dtype, x0=x0, progress=progress, **options)
     choice = r.provenance.get("config", {}).get("prior_choice")
     if choice and not args.quiet:
         print(choice, file=sys.stderr)
@@ -224,11 +225,11 @@ def cmd_run(args, argv) -> int:
             write_stokes_fits(args.fits, image, overwrite_inputs=[*inputs, out], defer=group, **info)
         else:
             write_fits(args.fits, image, overwrite_inputs=[*inputs, out], defer=group, **info)
-    api.save_reconstruction(r, out, inputs=inputs, extra=group)
+    workflow.save_reconstruction(r, out, inputs=inputs, extra=group)
     if ckpt is not None:
         ckpt.cleanup()
     met = r.metrics
-    parts = [f"wrote {out}", api.method_label(r.solver, r.prior)]
+    parts = [f"wrote {out}", method_label(r.solver, r.prior)]
     if met.get("psnr") is not None:
         parts.append(f"PSNR {met['psnr']:.2f} dB")
     if met.get("pearson_support") is not None:
@@ -269,9 +270,9 @@ def _check_device(text: str) -> str:
 
 def _print_budget(m, solver: str, prior: str, options: dict) -> None:
     """Say up front what a long fit will do (the coordinate network's budget and stopping rule)."""
-    from . import api
+    from .methods import default_solver
 
-    name = api.default_solver(prior, m) if solver in (None, "auto") else solver
+    name = default_solver(prior, m) if solver in (None, "auto") else solver
     if name != "coordinate":
         return
     from .solvers.defaults import defaults_for
@@ -414,7 +415,7 @@ def fits_annotations(r, info: dict, *, command: str, input_path: str) -> dict:
     """
     import numpy as np
 
-    from .api import method_label
+    from .methods import method_label
     from .io import sha256_file, software_version
 
     m = r.measurement
@@ -474,7 +475,7 @@ def _sky_image(r, sky) -> dict:
 
 
 def cmd_compare(args, argv) -> int:
-    from .compare import compare_files, known_priors
+    from .comparison import compare_files, known_priors
 
     priors = [p.strip() for p in args.priors.split(",") if p.strip()]
     if not priors:

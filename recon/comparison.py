@@ -29,10 +29,8 @@ import hashlib
 import io as _io
 import json
 import math
-
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +78,7 @@ class CompareResult:
 
 # ============================================================================ one job
 def solver_options(*, iterations: int | None, options: dict) -> dict:
-    """Options of one job: the user's, plus ``iterations`` (mapped by :func:`recon.api.reconstruct`
+    """Options of one job: the user's, plus ``iterations`` (mapped by :func:`recon.workflow.reconstruct`
     onto the solver's own iteration argument; the solver package supplies tuned defaults for the rest)."""
     opts = dict(options)
     if iterations is not None:
@@ -93,17 +91,18 @@ def run_job(spec: JobSpec) -> dict:
 
     Runs in the calling process or on a Dask worker; deterministic for a given spec.
     """
-    from . import api
+    from . import workflow
+    from .methods import NO_PRIOR
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"index": spec.index, "file": spec.path, "prior": spec.prior, "solver": spec.solver,
                            "status": "ok", "note": "", "x": None, "key": spec.key}
     try:
-        m = spec.measurement if spec.measurement is not None else api.load_measurement(spec.path)
+        m = spec.measurement if spec.measurement is not None else workflow.load_measurement(spec.path)
         row["forward_model"] = m.forward_model
-        prior = api.NO_PRIOR if spec.prior in SOLVER_PRIORS else spec.prior  # fbp: a solver, no prior
-        r = api.reconstruct(m, solver=spec.solver, prior=prior, device=spec.device, seed=spec.seed,
-                            threads=spec.threads, **spec.options)
+        prior = NO_PRIOR if spec.prior in SOLVER_PRIORS else spec.prior  # fbp: a solver, no prior
+        r = workflow.reconstruct(m, solver=spec.solver, prior=prior, device=spec.device, seed=spec.seed,
+                                 threads=spec.threads, **spec.options)
     except FileNotFoundError as e:  # learned weights not installed
         first = " ".join(str(e).split()).split(". ")[0][:200]
         row.update(status="skipped", note=f"prior {spec.prior} skipped, weights not installed: {first}",
@@ -387,97 +386,6 @@ def csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-#: Axis labels of the measurement panel per forward model: (rows, columns) of the 2-D view shown.
-MEASUREMENT_AXES = {"radon": ("detector bin", "view (angle index)"), "blackhole": ("β (pixel)", "α (pixel)")}
-#: The caption under the figure: what every number on it means.
-FIGURE_CAPTION = ("Titles: method and PSNR in dB against the truth (images on [0, 1], estimate clipped; "
-                  "volumes against the truth's range). Grey images share the scale [0, 1]; each colour bar "
-                  "gives its panel's values. Volumes (3-D emission) are shown as maximum-intensity "
-                  "projections along their first axis, a movie's measurement as its frame average; "
-                  "a sinogram as detector bin against view.")
-
-
-def _view(arr, *, measurement: bool = False) -> tuple[np.ndarray, str]:
-    """The 2-D view of a panel and how it was made (``""``, ``"max projection"``, ``"frame average"``)."""
-    from .api import display_image
-
-    a = np.squeeze(np.abs(arr) if np.iscomplexobj(arr) else np.asarray(arr))
-    how = ""
-    if a.ndim >= 3:
-        how = "frame average" if measurement else "max projection"
-        if measurement:
-            while a.ndim > 2:
-                a = a.mean(axis=0)
-            return a.astype(np.float64), how
-    return display_image(arr), how
-
-
-def figure_png(rows: list[dict], measurements: dict[str, Any], priors: list[str]) -> bytes:
-    """Figure grid: a row per measurement file; columns truth, measurement, each prior.
-
-    Legible at its size (10-point titles at 100 dpi), a colour bar on every panel, labelled
-    measurement axes (a sinogram is detector bin against view), volumes as labelled maximum
-    projections, and a caption defining the numbers.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    files = list(measurements)
-    ncol = 2 + len(priors)
-    fig = Figure(figsize=(2.9 * ncol, 2.9 * len(files) + 0.9))
-    axes = fig.subplots(len(files), ncol, squeeze=False)
-    by_key = {(r["file"], r["prior"]): r for r in rows}
-    for i, f in enumerate(files):
-        m = measurements[f]
-        image = m.entry.image_input
-        cmap = "gray" if image else "afmhot"
-        gt, gt_how = _view(m.ground_truth) if m.ground_truth is not None else (None, "")
-        lims = {"vmin": 0.0, "vmax": 1.0} if image else (
-            {"vmin": 0.0, "vmax": float(gt.max()) or 1.0} if gt is not None else {})
-        meas, meas_how = _view(m.y, measurement=True)
-        panels = [("truth" + (f" ({gt_how})" if gt_how else ""), gt, lims, "truth"),
-                  ("measurement" + (f" ({meas_how})" if meas_how else ""), meas, {}, "measurement")]
-        for p in priors:
-            r = by_key.get((f, p))
-            if r is None or r.get("x") is None:
-                panels.append((p, None, {"status": (r or {}).get("status", "n/a")}, "result"))
-            else:
-                x, how = _view(r["x"])
-                t = p if r.get("psnr") is None else f"{p}: {r['psnr']:.1f} dB"
-                if r.get("pearson_support") is not None:
-                    t += f", ρ {r['pearson_support']:.2f}"
-                panels.append((t + (f"\n({how})" if how else ""), x, lims, "result"))
-        for j, (name, arr, kw, kind) in enumerate(panels):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if arr is None:
-                ax.text(0.5, 0.5, kw.get("status", "n/a"), ha="center", va="center", fontsize=11,
-                        transform=ax.transAxes)
-                ax.set_frame_on(False)
-            else:
-                if kind == "measurement":
-                    im = ax.imshow(arr, cmap="gray", aspect="auto" if arr.shape[0] != arr.shape[1] else "equal")
-                    rows_label, cols_label = MEASUREMENT_AXES.get(m.forward_model, ("", ""))
-                    ax.set_xlabel(cols_label, fontsize=9)
-                    if j != 0:
-                        ax.set_ylabel(rows_label, fontsize=9)
-                else:
-                    im = ax.imshow(arr, cmap=cmap, **kw)
-                cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-                cb.ax.tick_params(labelsize=8)
-            ax.set_title(name, fontsize=10)
-            if j == 0:
-                ax.set_ylabel(f"{m.forward_model}\n{Path(f).name}", fontsize=10)
-    fig.text(0.01, 0.005, FIGURE_CAPTION, fontsize=8.5, wrap=True, va="bottom")
-    fig.tight_layout(rect=(0, 0.9 / (2.9 * len(files) + 0.9), 1, 1))
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
-
-
 def _results_h5_bytes(rows: list[dict], provenance: dict) -> bytes:
     from .io import h5_bytes, json_default, software_version
 
@@ -510,7 +418,7 @@ def _results_h5_bytes(rows: list[dict], provenance: dict) -> bytes:
 def _as_measurements(items) -> tuple[dict[str, Any], set[str]]:
     """``({label: Measurement}, labels given as objects)`` from paths or :class:`recon.io.Measurement`
     objects (files are read and validated)."""
-    from . import api
+    from . import workflow
     from .io import Measurement
 
     out: dict[str, Any] = {}
@@ -521,7 +429,7 @@ def _as_measurements(items) -> tuple[dict[str, Any], set[str]]:
             m = item
             objects.add(label)
         else:
-            label, m = str(item), api.load_measurement(item)
+            label, m = str(item), workflow.load_measurement(item)
         if label in out:
             raise ValueError(f"measurement {label} is given twice")
         out[label] = m
@@ -536,7 +444,7 @@ def plan_jobs(paths, priors, *, solver: str = "auto", iterations=None, options=N
     passed to the jobs as they are).  A prior named like a solver that needs none (``fbp``) runs
     that solver with no prior.
     """
-    from . import api
+    from .methods import NO_PRIOR, default_solver, pair_applies, prior_is_denoiser
 
     measurements, objects = _as_measurements(paths)
     specs, na_rows = [], []
@@ -544,14 +452,12 @@ def plan_jobs(paths, priors, *, solver: str = "auto", iterations=None, options=N
     for p, m in measurements.items():
         for prior in priors:
             if prior in SOLVER_PRIORS:
-                sol, check_prior = prior, api.NO_PRIOR
+                sol, check_prior = prior, NO_PRIOR
             else:
-                sol = api.default_solver(prior, m) if solver in (None, "auto") or not api.prior_is_denoiser(prior) \
+                sol = default_solver(prior, m) if solver in (None, "auto") or not prior_is_denoiser(prior) \
                     else solver
                 check_prior = prior
-            ok, why = api.pair_applies(m, sol, check_prior)
-            if ok and sol == "fbp" and not callable(getattr(m.entry.cls, "fbp", None)):
-                ok, why = False, f"fbp needs a tomography operator; {m.forward_model} has no fbp"
+            ok, why = pair_applies(m, sol, check_prior)
             if not ok:
                 na_rows.append({"index": idx, "file": p, "forward_model": m.forward_model, "prior": prior,
                                 "solver": sol, "status": "n/a", "note": why, "x": None})
@@ -587,7 +493,7 @@ def compare_files(paths, *, priors=("tv", "none"), out=None, solver: str = "auto
         Report folder (created if its parent exists); ``None`` writes nothing (results are
         returned only).  Finished jobs are kept in ``out/jobs/`` as they end.
     solver : str
-        Solver for denoiser priors (``"auto"``: per prior, see :func:`recon.api.default_solver`).
+        Solver for denoiser priors (``"auto"``: per prior, see :func:`recon.methods.default_solver`).
     iterations : int, optional
         Iteration budget for every solver.
     workers : int
@@ -710,6 +616,39 @@ def compare_files(paths, *, priors=("tv", "none"), out=None, solver: str = "auto
     return result
 
 
+def compare(measurements, priors=("tv", "none"), out=None, **kwargs):
+    """Run every prior on every measurement and return (and, with ``out``, write) the comparison.
+
+    >>> res = recon.compare(["meas.h5", m], priors=["drunet", "tv", "fbp"], out="report")  # doctest: +SKIP
+    >>> res.rows[0]["psnr"], res.reconstructions[0].shape                                   # doctest: +SKIP
+
+    Parameters
+    ----------
+    measurements : list of paths or Measurement
+        Measurement files, or :class:`Measurement` objects (from :func:`simulate`,
+        :func:`load_measurement`, an importer); one path alone is accepted too.
+    priors : list of str
+        ``"none"``, ``"coordinate"``, ``"auto"``, any denoiser ``priors.load_denoiser`` knows
+        (``"drunet"``, ``"drunet-ct"``, ``"dncnn"``, ``"dnresnet"``, ``"tv"``, ``"wavelet"``,
+        ``"bm3d"``) or ``"fbp"`` (tomography).  Pairs that do not apply are reported ``n/a``.
+    out : path, optional
+        Report folder: ``report.md``, ``results.csv``, ``figure.png``, ``results.h5`` and
+        ``jobs/`` (each finished job as it ends; the same call again skips them).
+    **kwargs
+        ``solver``, ``iterations``, ``options`` (solver options for every job), ``prior_options``
+        (``{prior: {option: value}}``), ``workers`` (local Dask processes) or ``scheduler`` (a Dask
+        address), ``seed``, ``threads``, ``device``, ``progress`` (jobs done/total, ETA on
+        stderr), ``run=False`` (rebuild the report from ``out``'s finished jobs).
+
+    Returns
+    -------
+    CompareResult
+        ``rows`` (file, prior, solver, status, psnr, ssim, data_misfit, wall_time_s, iterations,
+        note), ``markdown``, ``files`` and ``reconstructions`` (estimate per row index).
+    """
+    return compare_files(measurements, priors=priors, out=out, **kwargs)
+
+
 def _write_tables(folder: Path, rows: list[dict], title: str) -> None:
     """``report.md`` and ``results.csv`` of the jobs finished so far (rewritten after each job)."""
     from .io import atomic_path
@@ -723,6 +662,7 @@ def _write_tables(folder: Path, rows: list[dict], title: str) -> None:
 def _write_report(folder: Path, rows: list[dict], measurements: dict, priors: list[str], md: str, *,
                   command: str, seed: int, config: dict) -> dict[str, Path]:
     """The final report files, written all-or-nothing (after a failure all four are as before)."""
+    from .figures import figure_png
     from .io import atomic_write_files, tag_png
 
     png = tag_png(figure_png(rows, measurements, priors))
@@ -747,9 +687,10 @@ def known_priors() -> tuple[str, ...]:
     the regularisers a solver implements itself (``own_priors``: the vlbi solver's mem, tsv, l1)."""
     from priors import DENOISERS
 
-    from .api import COORDINATE_PRIOR, NO_PRIOR, solver_registry
+    from .methods import COORDINATE_PRIOR, NO_PRIOR
+    from .solvers import SOLVERS
 
-    own = [p for spec in solver_registry().values() for p in getattr(spec, "own_priors", ())]
+    own = [p for spec in SOLVERS.values() for p in spec.own_priors]
     names = (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *SOLVER_PRIORS, *own)
     return tuple(dict.fromkeys(names))  # each once, in order
 
@@ -787,17 +728,7 @@ def check_report_folder(folder: Path, inputs) -> None:
                                           "or choose another -o folder")
 
 
-class _CallableModule(types.ModuleType):
-    """``recon.compare`` is both this module and the API function (importing the submodule
-    rebinds the package attribute, so the module itself answers calls)."""
-
-    def __call__(self, *args, **kwargs):
-        return compare_files(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
 __all__ = ["COLUMNS", "CompareResult", "JOBS_DIR", "JobProgress", "JobSpec", "SOLVER_PRIORS", "TIMING_COLUMNS",
-           "compare_files", "csv_text", "job_key", "load_job", "markdown_table", "measurement_sha256", "plan_jobs",
+           "compare", "compare_files", "csv_text", "job_key", "load_job", "markdown_table", "measurement_sha256", "plan_jobs",
            "run_job", "save_job", "table_rows"]
 

@@ -40,8 +40,9 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
 
     import forward_models as fm
 
-    from . import api
+    from .inputs import build_operator, load_image
     from .io import write_measurement
+    from .workflow import simulate
 
     from .io import forward_model_registry
 
@@ -58,7 +59,7 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
                     notes.append(f"{name}: no demo recipe for a non-image unknown; skipped")
                     continue
                 op = entry.example()
-                truth = api.load_image("camera", size=tuple(op.in_shape[1:]))
+                truth = load_image("camera", size=tuple(op.in_shape[1:]))
                 if tuple(op.in_shape) != truth.shape:
                     notes.append(f"{name}: example operator does not take a grey image; skipped")
                     continue
@@ -70,8 +71,8 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
                 truth = hotspot_truth(op)
                 cmd_opts = f"--emission hotspot --size {r['opts']['size']} --frames {r['opts']['frames']}"
             else:
-                truth = api.load_image(r["image"], size=size)
-                op = api.build_operator(name, image_shape=truth.shape[1:], **r["opts"])
+                truth = load_image(r["image"], size=size)
+                op = build_operator(name, image_shape=truth.shape[1:], **r["opts"])
                 cmd_opts = f"--image {r['image']} --size {size} " + " ".join(
                     f"--{k} {v}" for k, v in r["opts"].items())
             sigma = r.get("noise")
@@ -83,7 +84,7 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
             prov = {"generator": "recon demo",
                     "command": f"recon simulate --forward-model {name} {cmd_opts} {noise_opt} --seed {seed}",
                     "config": {"forward_model": name, "recipe": r, "size": size, "quick": quick}}
-            m = api.simulate(op, np.asarray(truth), noise_sigma=sigma, seed=seed, provenance=prov)
+            m = simulate(op, np.asarray(truth), noise_sigma=sigma, seed=seed, provenance=prov)
             path = folder / f"{name}.h5"
             write_measurement(path, m)
             paths.append(path)
@@ -96,7 +97,7 @@ def simulate_demo_measurements(folder: Path, *, size: int = 128, quick: bool = F
 def run_demo(out="recon-demo", *, size: int = 128, workers: int = 0, quick: bool = False, command: str = "",
              priors=DEMO_PRIORS, seed: int = 0):
     """Simulate the demo measurements and compare the priors; returns the :class:`CompareResult`."""
-    from .compare import compare_files
+    from .comparison import compare_files
     from .io import MeasurementFileError
 
     out = Path(out)

@@ -13,7 +13,7 @@ Every (size, views, noise, image) result is appended to ``--out`` as one JSON li
 measured, and a re-run skips the lines already there (a killed run keeps what it did).  The summary
 (mean PSNR of each prior per condition, the winner and the margin) is printed as a Markdown table;
 ``--summary`` prints it from the file without computing anything.  The auto prior of ``recon``
-(``recon.api.auto_ct_prior``) follows this table.
+(``recon.methods.auto_prior``) follows this table.
 """
 
 from __future__ import annotations

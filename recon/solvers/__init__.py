@@ -109,23 +109,43 @@ class SolverSpec:
         The uniform entry point (see the module docstring).
     algorithm : callable
         The underlying function (its signature lists the hyper-parameters).
-    needs_prior : bool
-        Whether it uses a denoiser.
+    needs_prior : bool or None
+        Whether it uses a denoiser (``None``: optionally, besides priors of its own).
     description : str
     params : tuple of str
         Hyper-parameter names accepted in ``**params``.
     resumable : bool
         Whether ``run`` implements the checkpoint protocol of :mod:`recon.checkpoint`
         (``state_callback=`` / ``resume_state=``); ``fbp`` is one step and has nothing to resume.
+    iteration_param : str or None
+        The hyper-parameter that counts its iterations (``n_iter``, ``n_steps``): what
+        ``recon run --iterations N`` sets; ``None`` for a direct method (``fbp``).
+    applies_to : tuple of str or None
+        Forward-model registry names it works on (``fbp``: ``("radon",)``); ``None``: every model.
+    claims : callable or None
+        ``claims(measurement) -> bool``: a solver for one kind of data (real VLBI data with its
+        station tables) applies only to the measurements it claims and is their default solver
+        for every prior.
+    own_priors : tuple of str
+        Prior names it implements itself (``vlbi``: ``mem``, ``tsv``, ...): passed to ``run`` as
+        the name instead of being loaded as a denoiser.
+    needs_measurement : bool
+        ``run`` also takes ``measurement=`` (the :class:`recon.io.Measurement`, for data beyond
+        ``A`` and ``y``) and ``seed=``.
     """
 
     name: str
     run: Callable
     algorithm: Callable
-    needs_prior: bool
+    needs_prior: bool | None
     description: str
     params: tuple = field(default_factory=tuple)
     resumable: bool = False
+    iteration_param: str | None = None
+    applies_to: tuple | None = None
+    claims: Callable | None = None
+    own_priors: tuple = ()
+    needs_measurement: bool = False
 
     def __call__(self, *args, **kwargs):
         return self.run(*args, **kwargs)
@@ -327,33 +347,42 @@ def _run_coordinate(A, y, *, weights=None, x0=None, truth=None, callback=None, d
     return torch.cat(outs, dim=0), hist
 
 
-def _spec(name, algorithm, needs_prior, kind, description):
+def _spec(name, algorithm, needs_prior, kind, description, *, iteration_param, applies_to=None):
     run, params = _make_runner(name, algorithm, needs_prior, kind)
     resumable = "resume_state" in inspect.signature(algorithm).parameters
-    return SolverSpec(name, run, algorithm, needs_prior, description, params, resumable)
+    return SolverSpec(name, run, algorithm, needs_prior, description, params, resumable,
+                      iteration_param=iteration_param, applies_to=applies_to)
 
 
 SOLVERS: dict[str, SolverSpec] = {
     s.name: s
     for s in (
-        _spec("pnp-admm", pnp_admm, True, "admm", "plug-and-play ADMM (Venkatakrishnan et al. 2013)"),
-        _spec("hqs", hqs, True, "hqs", "half-quadratic splitting with the DPIR schedule (Zhang et al. 2022)"),
-        _spec("cg", cg_tikhonov, False, "cg", "conjugate-gradient least squares with Tikhonov damping"),
-        _spec("tv", tv_reconstruction, False, "tv", "total-variation reconstruction (Chambolle-Pock)"),
-        _spec("fbp", fbp, False, "fbp", "filtered back-projection (tomography only)"),
+        _spec("pnp-admm", pnp_admm, True, "admm", "plug-and-play ADMM (Venkatakrishnan et al. 2013)",
+              iteration_param="n_iter"),
+        _spec("hqs", hqs, True, "hqs", "half-quadratic splitting with the DPIR schedule (Zhang et al. 2022)",
+              iteration_param="n_iter"),
+        _spec("cg", cg_tikhonov, False, "cg", "conjugate-gradient least squares with Tikhonov damping",
+              iteration_param="n_iter"),
+        _spec("tv", tv_reconstruction, False, "tv", "total-variation reconstruction (Chambolle-Pock)",
+              iteration_param="n_iter"),
+        _spec("fbp", fbp, False, "fbp", "filtered back-projection (tomography only)", iteration_param=None,
+              applies_to=("radon",)),
         _spec("coordinate", fit_coordinate_network, False, "coordinate",
-              "coordinate network (MLP over an encoding) fitted through the operator"),
-        _spec("pnp-pgd", pnp_pgd, True, "pgd", "plug-and-play proximal gradient"),
-        _spec("red", red, True, "red", "regularisation by denoising (gradient form)"),
+              "coordinate network (MLP over an encoding) fitted through the operator", iteration_param="n_steps"),
+        _spec("pnp-pgd", pnp_pgd, True, "pgd", "plug-and-play proximal gradient", iteration_param="n_iter"),
+        _spec("red", red, True, "red", "regularisation by denoising (gradient form)", iteration_param="n_iter"),
     )
 }
 
 
 def _add_vlbi() -> None:
     """The VLBI imaging pipeline (closures, self-calibration; :mod:`recon.vlbi`) is a solver too."""
-    from recon.vlbi.solver import VLBI_SOLVER
+    from recon.vlbi import solver as vlbi
+    from recon.vlbi.data import is_vlbi_measurement
 
-    SOLVERS[VLBI_SOLVER.name] = VLBI_SOLVER
+    SOLVERS["vlbi"] = SolverSpec("vlbi", vlbi.run_vlbi, vlbi.image_vlbi, None, vlbi.DESCRIPTION, vlbi.PARAMS,
+                                 iteration_param="n_iter", claims=is_vlbi_measurement, own_priors=vlbi.OWN_PRIORS,
+                                 needs_measurement=True)
 
 
 _add_vlbi()

@@ -1,7 +1,8 @@
 """The ``vlbi`` solver: :func:`recon.vlbi.imaging.image_vlbi` behind the solver registry's calling convention.
 
 ``recon run meas.h5`` on a measurement imported from UVFITS (one carrying the ``vlbi_*`` station
-and time tables) chooses this solver for every prior (:attr:`VLBISolverSpec.default_for`); its
+and time tables) chooses this solver for every prior (its registry entry ``SOLVERS["vlbi"]`` claims
+such measurements: :func:`recon.vlbi.data.is_vlbi_measurement`); its
 built-in priors (``mem`` -- also what ``none`` means here --, ``tv``, ``tsv``, ``l1``, ``coordinate``)
 are regularisers it owns, any other prior name is a learned denoiser loaded by the workflow.
 The history carries the reduced χ² per data product, the ring measurements and the fitted
@@ -10,8 +11,6 @@ station gains (flattened ``(n_scan, n_sta)``: ``gain_amp``, ``gain_phase_deg``, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -19,6 +18,9 @@ from .data import UAS_PER_RAD, VLBIData, is_vlbi_measurement
 from .imaging import OWN_PRIORS, image_vlbi
 from .ring import extract_ring
 
+#: The registry entry's description (``recon run --solver vlbi --help-options``).
+DESCRIPTION = ("multi-round VLBI imaging: closure phases and log closure amplitudes, blur and re-image, "
+               "amplitudes with self-calibrated station gains; priors mem/tv/tsv/l1/coordinate or a denoiser")
 PARAMS = ("prior_fwhm_uas", "flux", "min_uv", "sys_noise", "closure_weight", "amp_weight", "reg_scale", "n_iter",
           "selfcal_rounds", "gain_sigma", "coord_steps", "reg_weights")
 
@@ -32,23 +34,31 @@ class VLBIHistory(dict):
         self.extra_metrics: dict = {}
 
 
-def run_vlbi(A, y, *, measurement=None, prior=None, prior_name=None, x0=None, truth=None, callback=None,
-             device=None, progress=None, seed: int = 0, **params):
+def run_vlbi(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
+             progress=None, state_callback=None, resume_state=None, measurement=None, seed: int = 0, **params):
     """Image a VLBI measurement; ``(x (1, 1, H, W), history)``.
 
-    ``measurement`` (the :class:`recon.io.Measurement`, with its VLBI tables) is required;
-    ``prior`` is a loaded denoiser or None, ``prior_name`` the prior's name.
+    The solver registry's calling convention (:mod:`recon.solvers`) plus ``measurement`` (the
+    :class:`recon.io.Measurement` with its VLBI tables, required) and ``seed``.  ``prior`` is the
+    name of a regulariser of its own (:data:`recon.vlbi.imaging.OWN_PRIORS`; ``none`` means
+    ``mem``), a loaded denoiser, or ``None`` (``mem``).  ``sigma`` and ``weights`` are unused
+    (the data's own error columns weight it); ``state_callback`` / ``resume_state`` are unused
+    (a multi-round pipeline without the checkpoint protocol).
     """
     unknown = set(params) - set(PARAMS)
     if unknown:
         raise TypeError(f"solver 'vlbi' got unknown option(s) {sorted(unknown)}; accepted: {sorted(PARAMS)}")
     if measurement is None or not is_vlbi_measurement(measurement):
         raise ValueError("solver 'vlbi' needs a measurement imported from UVFITS (recon import OBS.uvfits)")
-    data = VLBIData.from_measurement(measurement)
-    name = prior_name or "mem"
+    if prior is None or isinstance(prior, str):
+        name, denoiser = prior or "mem", None
+    else:
+        from priors.base import denoiser_name
+
+        name, denoiser = denoiser_name(prior), prior
     if name == "none":
         name = "mem"  # the pipeline's default regulariser
-    denoiser = prior if (prior is not None and name not in OWN_PRIORS) else None
+    data = VLBIData.from_measurement(measurement)
     start = None if x0 is None else np.asarray(torch.as_tensor(x0).detach().cpu(), dtype=np.float64).reshape(
         data.meta["npix"], data.meta["npix"])  # recon run --x0: the start (and first prior) image
     x, info = image_vlbi(data, prior=name, denoiser=denoiser, seed=seed, x0=start, **params)
@@ -74,41 +84,4 @@ def run_vlbi(A, y, *, measurement=None, prior=None, prior_name=None, x0=None, tr
     return out, hist
 
 
-@dataclass(frozen=True)
-class VLBISolverSpec:
-    """Registry entry of the ``vlbi`` solver (duck-typed like :class:`recon.solvers.SolverSpec`)."""
-
-    name: str = "vlbi"
-    description: str = ("multi-round VLBI imaging: closure phases and log closure amplitudes, blur and re-image, "
-                        "amplitudes with self-calibrated station gains; priors mem/tv/tsv/l1/coordinate or a denoiser")
-    params: tuple = PARAMS
-    needs_prior: bool | None = None
-    resumable: bool = False
-    own_priors: tuple = OWN_PRIORS
-
-    @staticmethod
-    def run(A, y, *, measurement=None, prior=None, prior_name=None, x0=None, truth=None, callback=None, device=None,
-            progress=None, seed: int = 0, **params):
-        return run_vlbi(A, y, measurement=measurement, prior=prior, prior_name=prior_name, x0=x0, truth=truth,
-                        callback=callback, device=device, progress=progress, seed=seed, **params)
-
-    @property
-    def algorithm(self):
-        return image_vlbi
-
-    @staticmethod
-    def default_for(measurement) -> bool:
-        """Real (imported) interferometer data: this solver is the default for every prior."""
-        return is_vlbi_measurement(measurement)
-
-    @staticmethod
-    def applies_to_measurement(measurement) -> bool:
-        return is_vlbi_measurement(measurement)
-
-    def __call__(self, *args, **kwargs):
-        return self.run(*args, **kwargs)
-
-
-VLBI_SOLVER = VLBISolverSpec()
-
-__all__ = ["VLBIHistory", "VLBISolverSpec", "VLBI_SOLVER", "run_vlbi"]
+__all__ = ["DESCRIPTION", "OWN_PRIORS", "PARAMS", "VLBIHistory", "run_vlbi"]

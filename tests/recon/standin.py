@@ -1,10 +1,11 @@
-"""A private stand-in solver registry for the workflow tests.
+"""Stand-in solvers for the workflow tests, registered as :class:`recon.solvers.SolverSpec` entries.
 
-It follows the calling convention ``fn(A, y, *, ..., x0, callback, sigma, x_true,
-resume_state, state_callback) -> (x, history)`` and the checkpoint protocol of
-:mod:`recon.checkpoint`, so the I/O, command-line and checkpoint tests do not
-depend on the real solvers' speed or defaults.  ``install()`` makes
-``recon.api`` see it (also usable in a subprocess: ``python -c "...install()..."``).
+They follow the registry's calling convention ``run(A, y, *, prior, sigma, weights, x0, truth,
+callback, device, progress, state_callback, resume_state, **params) -> (x, history)`` (``landweber``
+also the checkpoint protocol of :mod:`recon.checkpoint`), so the I/O, command-line and checkpoint
+tests do not depend on the real solvers' speed or defaults.  Tests register them with the
+``standin`` fixture (tests/recon/conftest.py: ``monkeypatch.setitem(SOLVERS, ...)``); a subprocess
+calls :func:`install` (``python -c "...install()..."``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import time
 
 import torch
 
+from recon.solvers import SolverSpec
 
-def landweber(A, y, *, iterations: int = 20, lam: float = 1e-3, step: float | None = None, x0=None,
-              callback=None, x_true=None, sleep: float = 0.0, noise: float = 0.0, resume_state=None,
-              state_callback=None):
+
+def landweber(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
+              progress=None, state_callback=None, resume_state=None, iterations: int = 20, lam: float = 1e-3,
+              step: float | None = None, sleep: float = 0.0, noise: float = 0.0):
     """Damped gradient descent on ‖Ax − y‖²/2 + lam‖x‖²/2, with an optional random perturbation
     (``noise``) so RNG handling on resume is exercised."""
     if iterations < 1:
@@ -47,21 +50,32 @@ def landweber(A, y, *, iterations: int = 20, lam: float = 1e-3, step: float | No
     return x, hist
 
 
-def smooth_pnp(A, y, *, denoiser, iterations: int = 10, sigma=None, x0=None, callback=None):
-    """Proximal-gradient PnP with a denoiser, enough to exercise the denoiser path."""
+def smooth_pnp(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=None, callback=None, device=None,
+               progress=None, state_callback=None, resume_state=None, iterations: int = 10):
+    """Proximal-gradient PnP with a denoiser (``prior``), enough to exercise the denoiser path."""
     tau = 1.0 / A.norm() ** 2
     x = A.adjoint(y).real if x0 is None else x0.clone()
-    for k in range(iterations):
+    for _ in range(iterations):
         x = x - tau * A.adjoint(A.forward(x) - y).real
-        x = denoiser(x, 0.02)
+        x = prior(x, 0.02)
     return x, {"iteration": list(range(iterations))}
 
 
-SOLVERS = {"cg": landweber, "landweber": landweber, "pnp-admm": smooth_pnp, "tv": landweber}
+def _spec(name, fn, needs_prior, params, resumable):
+    return SolverSpec(name, fn, fn, needs_prior, f"stand-in {fn.__name__}", params, resumable,
+                      iteration_param="iterations")
+
+
+_LANDWEBER = ("iterations", "lam", "step", "sleep", "noise")
+#: ``{registry name: stand-in entry}``: the names the tests run replaced by fast stand-ins.
+SOLVERS = {"cg": _spec("cg", landweber, False, _LANDWEBER, True),
+           "landweber": _spec("landweber", landweber, False, _LANDWEBER, True),
+           "pnp-admm": _spec("pnp-admm", smooth_pnp, True, ("iterations",), False),
+           "tv": _spec("tv", landweber, False, _LANDWEBER, True)}
 
 
 def install():
-    """Point ``recon.api``'s solver lookup at this registry."""
-    import recon.api
+    """Register the stand-ins in ``recon.solvers.SOLVERS`` (for a subprocess; tests use the fixture)."""
+    import recon.solvers
 
-    recon.api.solver_registry = lambda: dict(SOLVERS)
+    recon.solvers.SOLVERS.update(SOLVERS)

@@ -68,6 +68,31 @@ def test_network_fit_runs_and_rejects_unpolarized():
         bp.fit_lightcurve(_build_unpolarized(), y, (1, 1, 1))
 
 
+def test_network_fits_resume_from_checkpoints(tmp_path, monkeypatch):
+    """A finished seed is loaded, not refitted; other data or options fit again."""
+    from recon import blackhole as rb
+
+    op = _build(20.0)
+    truth = np.zeros(op.grid_shape)
+    truth[6, 4, 1:3] = 1.0
+    y = op.lightcurve()(torch.from_numpy(truth)[None])[0]
+    tr, va = bp.time_split(op.n_frames, validation_fraction=0.25)
+    kw = dict(train=tr, validation=va, method="network", n_iter=2, width=16, z_max=3.0, amplitude=1.0,
+              checkpoint_dir=tmp_path / "ck")
+    first = bp.fit_lightcurve(op, y, (0.01, 0.01, 0.01), seeds=(0,), **kw)
+    assert (tmp_path / "ck" / "seed0.npz").is_file()
+    calls = []
+    real = rb.fit_network
+    monkeypatch.setattr(rb, "fit_network", lambda *a, **k: calls.append(k["seed"]) or real(*a, **k))
+    again = bp.fit_lightcurve(op, y, (0.01, 0.01, 0.01), seeds=(0, 1), **kw)
+    assert calls == [1]  # seed 0 came from its checkpoint
+    np.testing.assert_allclose(again.volumes[0], first.volumes[0], rtol=1e-6)
+    assert again.chi2_val[0] == pytest.approx(first.chi2_val[0]) and again.histories[0] is None
+    bp.fit_lightcurve(op, y * 1.01, (0.01, 0.01, 0.01), seeds=(0,), **kw)  # other data: fitted again
+    bp.fit_lightcurve(op, y, (0.01, 0.01, 0.01), seeds=(0,), **{**kw, "n_iter": 3})  # other options: too
+    assert calls == [1, 0, 0]
+
+
 def _build_unpolarized():
     s = np.linspace(-12.0, 12.0, 4)
     geos = trace_rays(0.0, 20.0, s, s, n_samples=8, sampling="adaptive", r_max=14.0)

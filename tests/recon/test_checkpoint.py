@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from recon.checkpoint import load_state, save_state, supports_resume
+from recon.checkpoint import load_state, save_state
 from recon.cli import main
 from recon.io import MeasurementFileError, read_reconstruction
 
@@ -42,10 +42,17 @@ def test_state_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.ckpt"]  # no temporary files left
 
 
-def test_protocol_detection():
-    from tests.recon.standin import landweber, smooth_pnp
+def test_checkpoints_follow_the_entry_s_resumable_flag(tmp_path, measurement, capsys, standin):
+    """Checkpoints are written for a ``resumable`` registry entry (landweber) only; another restarts with a note."""
+    from recon.checkpoint import Checkpointer
+    from recon.io import read_measurement
 
-    assert supports_resume(landweber) and not supports_resume(smooth_pnp)
+    m = read_measurement(measurement)
+    Checkpointer(tmp_path / "a.ckpt", every=2, run_key={"k": 1}).run(m, solver="landweber", prior="none", iterations=5)
+    assert load_state(tmp_path / "a.ckpt")[1] == 3  # written after iterations 2 and 4 (indices 1 and 3)
+    capsys.readouterr()
+    Checkpointer(tmp_path / "b.ckpt", every=2, run_key={"k": 1}).run(m, solver="pnp-admm", prior="tv", iterations=3)
+    assert not (tmp_path / "b.ckpt").exists() and "does not expose its state" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -97,11 +104,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, measurement):
     assert len(a.history["objective"]) == 40
 
 
-def test_resume_refuses_checkpoint_of_another_run(tmp_path, measurement, capsys, monkeypatch):
-    import recon.api
-    from tests.recon import standin
-
-    monkeypatch.setattr(recon.api, "solver_registry", lambda: dict(standin.SOLVERS))
+def test_resume_refuses_checkpoint_of_another_run(tmp_path, measurement, capsys, standin):
     out = tmp_path / "o.h5"
     save_state(tmp_path / "o.h5.ckpt", {"x": torch.zeros(1, 1, 16, 16), "iteration": 3, "history": {}},
                iteration=3, run_key={"something": "else"})

@@ -22,16 +22,6 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    from tests.recon import standin as s
-
-    import recon.api
-
-    monkeypatch.setattr(recon.api, "solver_registry", lambda: dict(s.SOLVERS))
-    return s
-
-
 @pytest.fixture(scope="module")
 def good_file(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("good")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recon.cli import main
-from recon.compare import TIMING_COLUMNS, compare_files
+from recon.comparison import TIMING_COLUMNS, compare_files
 from recon.io import MeasurementFileError
 
 PRIORS = ["tv", "none", "wavelet"]
@@ -100,7 +100,7 @@ def test_non_applicable_pairs_are_na(tmp_path, files, monkeypatch):
     entry = OperatorEntry("test-volume-sum", VolumeSum, lambda dtype=torch.float64: VolumeSum(), "test",
                           image_input=False)
     monkeypatch.setitem(fm.REGISTRY, "test-volume-sum", entry)
-    from recon.api import simulate
+    from recon.workflow import simulate
     from recon.io import write_measurement
 
     op = VolumeSum()
@@ -128,8 +128,9 @@ def test_compare_bad_inputs_leave_nothing(tmp_path, files, capsys):
 
 def test_recon_compare_is_callable(files):
     import recon
-    import recon.compare  # noqa: F401 - importing the submodule must not break recon.compare(...)
+    import recon.comparison  # noqa: F401 - importing the module must not rebind recon.compare
 
+    assert recon.compare is recon.comparison.compare
     res = recon.compare(files[:1], priors=["none"], out=None, iterations=2)
     assert res.rows[0]["status"] == "ok"
 
@@ -137,7 +138,7 @@ def test_recon_compare_is_callable(files):
 def test_compare_resumes_and_keeps_killed_work(tmp_path, files, monkeypatch, capsys):
     """A killed comparison keeps its finished jobs; the same command skips them; the report can be
     rebuilt from what exists; the results equal an uninterrupted run's."""
-    import recon.compare as rc
+    import recon.comparison as rc
 
     full = compare_files(files, priors=PRIORS, out=None, iterations=5)
     real = rc.run_job
@@ -174,7 +175,7 @@ def test_compare_resumes_and_keeps_killed_work(tmp_path, files, monkeypatch, cap
 def test_compare_takes_measurements_and_fbp(tmp_path):
     """recon.compare accepts Measurement objects (no files); fbp is offered for CT and n/a elsewhere."""
     import recon
-    from recon.api import build_operator, load_image
+    from recon.inputs import build_operator, load_image
 
     img = load_image("shepp-logan", size=24)
     ct = recon.simulate(build_operator("radon", image_shape=(24, 24), angles=12), img[0], noise_sigma=0.05)

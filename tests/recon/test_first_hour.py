@@ -33,7 +33,7 @@ def test_noise_relative_is_a_fraction_of_the_clean_peak(tmp_path):
 
 def test_simulate_accepts_a_2d_image():
     import recon
-    from recon.api import build_operator
+    from recon.inputs import build_operator
 
     img = np.random.default_rng(0).random((16, 16))
     op = build_operator("blur", image_shape=(16, 16))
@@ -123,7 +123,8 @@ def test_amp_auto_follows_the_hardware():
 
 
 def test_pearson_over_support_against_numpy():
-    from recon.api import method_label, pearson_over_support
+    from recon.methods import method_label
+    from recon.metrics import pearson_over_support
 
     rng = np.random.default_rng(1)
     t = np.zeros((6, 6, 6))
@@ -138,7 +139,8 @@ def test_pearson_over_support_against_numpy():
 
 def test_auto_prior_follows_the_measured_table():
     import recon
-    from recon.api import auto_prior, build_operator, load_image
+    from recon.inputs import build_operator, load_image
+    from recon.methods import auto_prior
     from recon.solvers.defaults import CT_PRIOR_GAIN, ct_prior
 
     for (size, views, noise), gain in CT_PRIOR_GAIN.items():
@@ -168,7 +170,7 @@ def test_quick_demo_streams_every_job(tmp_path, capsys):
 def test_dnresnet_is_shipped_and_denoises():
     """Every offered prior loads: the shipped DN-ResNet removes most of sigma-25 noise from a natural image."""
     import priors
-    from recon.api import load_image
+    from recon.inputs import load_image
 
     den = priors.load_denoiser("dnresnet")
     x = load_image("camera", size=64)[0]

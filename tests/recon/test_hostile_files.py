@@ -281,7 +281,7 @@ import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 limit = int(sys.argv[1])
 from recon.cli import main
-import recon.api, torch, h5py, matplotlib  # imported before the limit (their caches write files)
+import recon.workflow, torch, h5py, matplotlib  # imported before the limit (their caches write files)
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 sys.exit(main(sys.argv[2:]))
 """
@@ -494,17 +494,17 @@ def test_compare_unknown_prior_or_solver_is_bad_input(tmp_path, capsys):
 
 
 def test_compare_failing_pair_is_reported_and_fails_the_run(tmp_path, capsys, monkeypatch):
-    import recon.api
+    import recon.workflow
 
     a, b = _copy("denoise", tmp_path / "a.h5"), _copy("blur", tmp_path / "b.h5")
-    real = recon.api.reconstruct
+    real = recon.workflow.reconstruct
 
     def flaky(m, *args, **kw):
         if str(m.path).endswith("b.h5"):
             raise RuntimeError("solver diverged")
         return real(m, *args, **kw)
 
-    monkeypatch.setattr(recon.api, "reconstruct", flaky)
+    monkeypatch.setattr(recon.workflow, "reconstruct", flaky)
     rc, err = _run_cli(["compare", a, b, "--priors", "none", "--iterations", "1", "-o", tmp_path / "rep"], capsys)
     assert rc == 1, err
     assert "1 of 2" in err.splitlines()[-1], err
@@ -569,12 +569,12 @@ def test_bad_device_is_bad_input(tmp_path, capsys, device):
 
 
 def test_a_bug_is_not_reported_as_bad_input(tmp_path, capsys, monkeypatch):
-    import recon.api
+    import recon.workflow
 
     def buggy(*a, **kw):
         return None + 1  # a TypeError inside recon: a failure (exit 1), not the user's fault
 
-    monkeypatch.setattr(recon.api, "reconstruct", buggy)
+    monkeypatch.setattr(recon.workflow, "reconstruct", buggy)
     path = _copy("blur", tmp_path / "in.h5")
     rc, err = _run_cli(_run_ok(path, tmp_path / "o.h5"), capsys)
     assert rc == 1 and "failed: TypeError" in err and len(err.splitlines()) == 1, err
@@ -582,18 +582,18 @@ def test_a_bug_is_not_reported_as_bad_input(tmp_path, capsys, monkeypatch):
 
 # ============================================================================ 16. provenance of the bytes read
 def test_provenance_hashes_the_bytes_that_were_read(tmp_path, capsys, monkeypatch):
-    import recon.api
+    import recon.workflow
 
     path = _copy("blur", tmp_path / "in.h5")
     read_sha = _sha(path)
-    real = recon.api.reconstruct
+    real = recon.workflow.reconstruct
 
     def rewrite_then_run(m, *a, **kw):  # the file changes on disk while the run computes
         with h5py.File(path, "r+") as f:
             f["provenance"].attrs["generator"] = "someone else"
         return real(m, *a, **kw)
 
-    monkeypatch.setattr(recon.api, "reconstruct", rewrite_then_run)
+    monkeypatch.setattr(recon.workflow, "reconstruct", rewrite_then_run)
     out = tmp_path / "o.h5"
     assert main([str(a) for a in _run_ok(path, out)]) == 0
     assert _sha(path) != read_sha
@@ -619,19 +619,19 @@ def test_file_changed_while_reading_is_refused(tmp_path, monkeypatch):
 
 
 def test_start_point_hash_is_of_the_bytes_read_and_its_shape_is_checked_first(tmp_path, capsys, monkeypatch):
-    import recon.api
+    import recon.workflow
 
     path = _copy("blur", tmp_path / "in.h5")
     x0 = tmp_path / "x0.npy"
     np.save(x0, np.full((1, 64, 64), 0.5))
     read_sha = _sha(x0)
-    real = recon.api.reconstruct
+    real = recon.workflow.reconstruct
 
     def rewrite_then_run(m, *a, **kw):
         np.save(x0, np.zeros((1, 64, 64)))
         return real(m, *a, **kw)
 
-    monkeypatch.setattr(recon.api, "reconstruct", rewrite_then_run)
+    monkeypatch.setattr(recon.workflow, "reconstruct", rewrite_then_run)
     out = tmp_path / "o.h5"
     assert main(_run_ok(path, out, "--x0", x0)) == 0
     parents = {p.get("role", "input"): p["sha256"] for p in read_reconstruction(out).provenance["parents"]}
@@ -645,18 +645,18 @@ def test_start_point_hash_is_of_the_bytes_read_and_its_shape_is_checked_first(tm
 
 
 def test_compare_provenance_hashes_the_bytes_that_were_read(tmp_path, monkeypatch):
-    import recon.api
+    import recon.workflow
 
     path = _copy("denoise", tmp_path / "in.h5")
     read_sha = _sha(path)
-    real = recon.api.reconstruct
+    real = recon.workflow.reconstruct
 
     def rewrite_then_run(m, *a, **kw):
         with h5py.File(path, "r+") as f:
             f["provenance"].attrs["generator"] = "someone else"
         return real(m, *a, **kw)
 
-    monkeypatch.setattr(recon.api, "reconstruct", rewrite_then_run)
+    monkeypatch.setattr(recon.workflow, "reconstruct", rewrite_then_run)
     assert main(["compare", path, "--priors", "none", "--iterations", "1", "-o", tmp_path / "rep"]) == 0
     with h5py.File(tmp_path / "rep" / "results.h5", "r") as f:
         parents = json.loads(f["provenance"].attrs["parents"])

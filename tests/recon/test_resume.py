@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from forward_models import Identity
-from recon.checkpoint import load_state, save_state, supports_resume
+from recon.checkpoint import load_state, save_state
 from recon.solvers import SOLVERS
 
 from ._problems import GaussianSmoother, blur_problem, smooth_image
@@ -39,7 +39,7 @@ def _capture_and_resume(tmp_path, name, A, y, *, k, truth=None, **kw):
     assert it == k
     torch.set_rng_state(state.pop("_torch_rng"))
     torch.manual_seed(12345)  # a resumed process starts with another RNG state: it must not matter ...
-    torch.set_rng_state(states["rng"])  # ... once the checkpoint's is restored (what recon.api does)
+    torch.set_rng_state(states["rng"])  # ... once the checkpoint's is restored (what recon.workflow.reconstruct does)
     seen = []
     res, h_res = spec.run(A, y, truth=truth, resume_state=state, progress=False,
                           callback=lambda i, x, h: seen.append(i), **kw)
@@ -128,8 +128,8 @@ def test_resume_state_errors():
     with pytest.raises(TypeError, match="state_callback"):
         SOLVERS["cg"].run(A, y, state_callback=3)
     # fbp is one step; vlbi is a multi-round pipeline (closures, gains, self-calibration) with no resume
-    assert all(supports_resume(s) for n, s in SOLVERS.items() if n not in ("fbp", "vlbi"))
-    assert not supports_resume(SOLVERS["fbp"])
+    assert all(s.resumable for n, s in SOLVERS.items() if n not in ("fbp", "vlbi"))
+    assert not SOLVERS["fbp"].resumable and not SOLVERS["vlbi"].resumable
 
 
 # ---------------------------------------------------------------------------------------- CLI

@@ -60,18 +60,18 @@ def test_import_run_fits(synthetic_uvfits, tmp_path, capsys):
 
 def test_solver_choice_and_priors(synthetic_uvfits):
     import recon
-    from recon import api
+    from recon import methods, workflow
 
     m = recon.import_uvfits(synthetic_uvfits, npix=16)
     for prior in ("none", "mem", "tv", "drunet", "coordinate"):
-        assert api.default_solver(prior, m) == "vlbi"
-        assert api.pair_applies(m, "vlbi", prior) == (True, "")
+        assert methods.default_solver(prior, m) == "vlbi"
+        assert methods.pair_applies(m, "vlbi", prior) == (True, "")
     # a simulated eht-visibilities measurement without station tables is not for the vlbi solver
     from forward_models import get_entry
 
     op = get_entry("eht-visibilities").example()
-    plain = api.simulate(op, np.zeros(op.in_shape), noise_sigma=0.0)
-    ok, why = api.pair_applies(plain, "vlbi", "mem")
+    plain = workflow.simulate(op, np.zeros(op.in_shape), noise_sigma=0.0)
+    ok, why = methods.pair_applies(plain, "vlbi", "mem")
     assert not ok and "vlbi" in why
     assert api.default_solver("none", plain) != "vlbi"
     with pytest.raises(ValueError, match="unknown option"):
