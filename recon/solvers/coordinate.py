@@ -162,7 +162,7 @@ def fit_coordinate_network(
         Record the objective every that many steps.
     seed : int, optional
         Seeds the global torch RNG before fitting (only matters for stochastic regularisers;
-        not re-seeded on resume: :func:`recon.api.reconstruct` restores the checkpoint's RNG).
+        not re-seeded on resume: :func:`recon.workflow.reconstruct` restores the checkpoint's RNG).
     amp : {"none", "bf16", "auto"}
         ``"bf16"`` renders the field (the network's forward and backward pass) under bfloat16
         autocast; the rendering is cast back to the measurement's precision before ``A``, so the
