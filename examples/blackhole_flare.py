@@ -58,7 +58,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from recon.threads import tune_malloc
+
     torch.set_num_threads(args.threads)
+    tune_malloc()  # the network fits' activations stay in the heap instead of being faulted back in each step
     import matplotlib
 
     matplotlib.use("Agg")

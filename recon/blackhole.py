@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from forward_models.base import LinearOperator
-from recon.solvers.history import History
 
 
 # ============================================================================ metrics
@@ -208,6 +207,8 @@ def fit_voxels(op, y, *, observation: LinearOperator | None = None, weights=None
         project(torch.as_tensor(_np(x0), dtype=dtype, device=device).reshape(1, *op.in_shape))
     z, tk = x.clone(), 1.0
     yw = y if w is None else y * w
+    from recon.solvers.history import History  # here: recon.solvers registers these fits at its import
+
     hist = History(meta={"solver": "fista-nonneg", "n_iter": int(n_iter), "smoothness": float(smoothness),
                          "lipschitz": lip})
     hist.extra["pearson"] = []
@@ -236,40 +237,6 @@ def fit_voxels(op, y, *, observation: LinearOperator | None = None, weights=None
 
 
 # ============================================================================ coordinate network
-_MALLOC_TUNED = False
-
-
-def tune_malloc(threshold_bytes: int = 1 << 30) -> bool:
-    """Keep freed large blocks in this process's heap (glibc ``mallopt``); returns whether it applied.
-
-    glibc serves blocks above ``M_MMAP_THRESHOLD`` (dynamic, at most 32 MB) with ``mmap`` and
-    returns them to the OS when freed, and trims the heap top above ``M_TRIM_THRESHOLD``.  A
-    network training step allocates and frees ~100 MB of activations, so each step page-faults
-    them back in: on the 32x32 rays x 100 samples x 8 frames fit that was 1.4 of 3.5 s per step
-    (0.7 M minor faults), and 0.01 s with both thresholds at 1 GiB.  Process-wide: freed memory
-    is kept for reuse instead of returned, so the resident size does not shrink after a fit and its
-    peak grows through fragmentation (benchmark step: 1.45 GB instead of 0.98 GB).  A no-op where
-    glibc is absent.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return True
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = bool(libc.mallopt(m_mmap_threshold, int(threshold_bytes))) and \
-            bool(libc.mallopt(m_trim_threshold, int(threshold_bytes)))
-    except (OSError, AttributeError):
-        return False
-    _MALLOC_TUNED = ok
-    return ok
-
-
 class EmissionField(nn.Module):
     """A bhnerf-style emission field ``e₀(x)`` for positions ``x`` in M.
 
@@ -335,7 +302,7 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
                 lr: float = 1e-3, lr_final: float = 1e-5, field: EmissionField | None = None, seed: int = 0,
                 r_max: float = 8.0, r_min: float = 0.0, z_max: float | None = None, amplitude: float = 1.0,
                 truth=None, truth_mask=None, device=None, mixed_precision: bool = False, normalize: bool = True,
-                warmup: int = 20, adam_eps: float = 1e-12, malloc_tuning: bool = True, log_every: int = 50,
+                warmup: int = 20, adam_eps: float = 1e-12, log_every: int = 50,
                 callback=None, target_chi2: float | None = None, patience: int = 10, **field_kw):
     """Fit a coordinate network ``e₀`` so that ``O(render(e₀)) ≈ y``.
 
@@ -350,6 +317,10 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     peak forces the peak into the saturated part of the sigmoid and converges much more slowly
     (measured on the quick flare example: Pearson 0.82 at 2x, 0.99 at 6x, 22x and 220x after 150
     steps).
+
+    On Linux/glibc CPUs call :func:`recon.threads.tune_malloc` once at the program's entry (``recon
+    run`` does, through the ``blackhole-network`` solver): otherwise every step returns its ~100 MB
+    of activations to the OS and faults them back in, ~40 % of a step's time.
 
     Parameters
     ----------
@@ -379,10 +350,6 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         Steps of linear learning-rate warm-up (0: none).
     adam_eps : float
         Adam's ``eps``.
-    malloc_tuning : bool
-        On Linux/glibc CPUs, keep freed large blocks in the process heap (:func:`tune_malloc`):
-        otherwise every step returns its ~100 MB activations to the OS and faults them back in,
-        ~40 % of a step's time.
     target_chi2 : float, optional
         χ²-based stopping (discrepancy principle): stop once the reduced χ² of the weighted data
         ``Σ |W r|² / n`` (``n`` the data with non-zero weight, twice that for complex data) has been
@@ -406,8 +373,6 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
         raise ValueError(f"adam_eps must be positive, got {adam_eps!r}")
     if int(warmup) < 0:
         raise ValueError(f"warmup must be a non-negative integer, got {warmup}")
-    if malloc_tuning and device.type == "cpu":
-        tune_malloc()
     if field is None:
         field = EmissionField(r_max=r_max, r_min=r_min, z_max=z_max, amplitude=amplitude, seed=seed, **field_kw)
     field = field.to(device)
@@ -430,6 +395,8 @@ def fit_network(op, y, *, observation: LinearOperator | None = None, weights=Non
     # sigmoid(out - 10) output everywhere up then down into its flat region, where the fit stalls
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: gamma ** k * (min(1.0, (k + 1) / n_warm) if n_warm else 1.0))
+    from recon.solvers.history import History
+
     hist = History(meta={"solver": "bhnerf-adam", "n_iter": int(n_iter), "lr": lr, "lr_final": lr_final,
                          "warmup": n_warm, "support": field.support, "amplitude": field.amplitude,
                          "loss_scale": loss_scale})
@@ -539,4 +506,4 @@ def fit_network_ensemble(op, y, *, seeds: Sequence[int] = (0, 1, 2, 3), truth=No
 
 __all__ = ["EmissionField", "fit_network", "fit_network_ensemble", "fit_voxels", "grid_points", "pearson_3d",
            "reduced_chi2_of", "tune_smoothness",
-           "psnr_3d", "radius_mask", "tune_malloc"]
+           "psnr_3d", "radius_mask"]

@@ -63,9 +63,10 @@ def run_case(case: str, threads: int, repeats: int, device: str, malloc_tuning: 
 
     torch.set_num_threads(threads)
     from forward_models.blackhole import EmissionTomography, trace_rays
-    from recon.blackhole import EmissionField, tune_malloc
+    from recon.blackhole import EmissionField
+    from recon.threads import tune_malloc
 
-    # as fit_network does on CPUs: keep freed activations in the heap instead of page-faulting them
+    # as recon run does for fit_network on CPUs: keep freed activations in the heap instead of page-faulting them
     # back in every step (1.4 of 3.5 s per step at 32x32x100x8 without it); --no-malloc-tuning to compare
     out_malloc = tune_malloc() if (malloc_tuning and device == "cpu") else False
 

@@ -33,7 +33,9 @@ Two layers:
     whose ``meta`` holds the solver name and every hyper-parameter used (``coordinate`` also puts
     the fitted fields in ``history.artifacts["fields"]``).
 
-  Names are stable: ``pnp-admm``, ``hqs``, ``cg``, ``tv``, ``fbp``, ``coordinate``, ``pnp-pgd``, ``red``.
+  Names are stable: ``pnp-admm``, ``hqs``, ``cg``, ``tv``, ``fbp``, ``coordinate``, ``pnp-pgd``, ``red``;
+  ``vlbi`` (:mod:`recon.vlbi.solver`) and ``blackhole-voxels``, ``blackhole-network``
+  (:mod:`recon.solvers.blackhole`, black-hole measurements only) are added at import.
 
 Errors: bad arguments raise ``TypeError``/``ValueError`` naming the argument; an iterate that
 becomes NaN/Inf raises :class:`NonFiniteIterateError` whose ``.last_finite`` keeps the last good one.
@@ -386,6 +388,18 @@ def _add_vlbi() -> None:
 
 
 _add_vlbi()
+
+
+def _add_blackhole() -> None:
+    """The black-hole emission fits (:mod:`recon.blackhole`: voxels, bhnerf network) are solvers too."""
+    from . import blackhole as bh
+
+    for name, (run, algorithm) in bh.SOLVER_FUNCTIONS.items():
+        SOLVERS[name] = SolverSpec(name, run, algorithm, False, bh.DESCRIPTIONS[name], bh.PARAMS[name],
+                                   iteration_param="n_iter", applies_to=bh.APPLIES_TO)
+
+
+_add_blackhole()
 
 
 def get_solver(name: str) -> SolverSpec:
