@@ -20,10 +20,10 @@ import math
 
 import torch
 
-from .common import call_denoiser, check_int, check_positive, clamp_sigma, initial_point
+from .common import call_denoiser, check_int, check_positive, clamp_sigma, denoiser_on, fidelity_on, initial_point
 from .fidelity import DataFidelity
 from .history import History
-from .iterative import IterativeSolver, batch_norm, denoiser_on, fidelity_on, require_finite
+from .iterative import IterativeSolver, batch_norm, require_finite
 
 RHO_SCHEDULES = ("fixed", "increasing")
 

@@ -14,11 +14,11 @@ import torch
 from forward_models.cg import batch_dot, cg_step
 from forward_models.gradient import finite_difference, finite_difference_adjoint
 
-from .common import call_denoiser, check_int, check_measurement, check_positive, clamp_sigma, initial_point, \
-    resolve_device
+from .common import (call_denoiser, check_int, check_measurement, check_positive, clamp_sigma, denoiser_on,
+                     fidelity_on, initial_point, resolve_device)
 from .fidelity import DataFidelity
 from .history import History
-from .iterative import IterativeSolver, denoiser_on, fidelity_on, relative_change, require_finite
+from .iterative import IterativeSolver, relative_change, require_finite
 
 
 # ============================================================================ CG least squares

@@ -163,6 +163,30 @@ def move_denoiser(denoiser, device: torch.device):
     return denoiser
 
 
+def fidelity_on(fidelity, device):
+    """``fidelity`` (a :class:`~recon.solvers.fidelity.DataFidelity`, else ``TypeError``) on the
+    compute device (``device``, else its measurement's)."""
+    from .fidelity import DataFidelity  # fidelity.py imports this module
+
+    if not isinstance(fidelity, DataFidelity):
+        raise TypeError(f"fidelity must be a DataFidelity, got {type(fidelity).__name__}")
+    dev = resolve_device(device, fidelity.y)
+    return fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
+
+
+def denoiser_on(denoiser, device: torch.device, *, ensemble: bool = False):
+    """``denoiser`` checked to be callable, wrapped in the x8 self-ensemble if asked, on ``device``."""
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
+    if not isinstance(ensemble, bool):
+        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
+    if ensemble:  # sigma_range, name and weights carry over to the wrapper
+        from priors.ensemble import SelfEnsemble
+
+        denoiser = SelfEnsemble(denoiser)
+    return move_denoiser(denoiser, device)
+
+
 __all__ = ["Callback", "NonFiniteIterateError", "OptionError", "ResumeStateError", "call_denoiser", "check_int",
-           "check_measurement", "check_positive", "check_x0", "clamp_sigma", "initial_point", "move_denoiser",
-           "resolve_device"]
+           "check_measurement", "check_positive", "check_x0", "clamp_sigma", "denoiser_on", "fidelity_on",
+           "initial_point", "move_denoiser", "resolve_device"]

@@ -19,10 +19,10 @@ import math
 import numpy as np
 import torch
 
-from .common import call_denoiser, check_int, check_positive, initial_point
+from .common import call_denoiser, check_int, check_positive, denoiser_on, fidelity_on, initial_point
 from .fidelity import DataFidelity
 from .history import History
-from .iterative import IterativeSolver, denoiser_on, fidelity_on, require_finite
+from .iterative import IterativeSolver, require_finite
 
 
 def dpir_sigmas(n_iter: int, sigma_start: float, sigma_end: float) -> np.ndarray:

@@ -14,7 +14,7 @@ once for every solver:
   progress bar is one;
 * the stopping rules: the algorithm's own (:meth:`~IterativeSolver.stop_reason`, e.g. ADMM's
   residuals) and any rule ``rule(k, x, x_prev, record) -> reason | None`` passed in ``stop``
-  (:func:`relative_change` is the generic one, off by default);
+  (:func:`relative_change_rule` is the generic one, ``tol=``; off by default);
 * the checkpoint protocol of :mod:`recon.checkpoint` (``state_callback(k, state)`` after each
   iteration the run continues past, ``resume_state`` to continue from one).
 
@@ -26,15 +26,14 @@ one place to add a stopping rule or a logger.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from typing import Any, Callable, Sequence
 
 import torch
 
-from .common import NonFiniteIterateError, ResumeStateError, move_denoiser, resolve_device
-from .fidelity import DataFidelity
+from .common import NonFiniteIterateError, ResumeStateError
 from .history import History
+from .progress import ProgressLogger
 
 #: ``rule(k, x, x_prev, record) -> reason or None``: a stopping rule (``x_prev`` is None at the first step).
 StopRule = Callable[[int, torch.Tensor, "torch.Tensor | None", dict], "str | None"]
@@ -77,51 +76,6 @@ def relative_change_rule(tol: float) -> StopRule:
         return None
 
     return rule
-
-
-def use_progress(progress: bool | None) -> bool:
-    """Progress bars on when asked, or by default only when stderr is a terminal."""
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
-
-
-def progress_bar(total: int, desc: str, progress: bool | None):
-    """A tqdm bar (or a no-op stand-in when disabled or tqdm is missing)."""
-    if use_progress(progress):
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, desc=desc, leave=False)
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            pass
-    return _NoBar()
-
-
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass
-
-    def close(self):
-        pass
-
-
-class ProgressLogger:
-    """The tqdm bar as a logger: one tick per iteration, the latest objective and PSNR shown."""
-
-    def __init__(self, total: int, desc: str, progress: bool | None):
-        self.bar = progress_bar(total, desc, progress)
-        self._postfix: dict[str, str] = {}
-
-    def __call__(self, k: int, record: dict, *, last: bool = False) -> None:
-        for key, label, fmt in (("objective", "obj", "{:.4g}"), ("psnr", "psnr", "{:.2f}")):
-            if record.get(key) is not None:
-                self._postfix[label] = fmt.format(record[key])
-        if self._postfix and (last or k % 5 == 0 or "psnr" in record):
-            self.bar.set_postfix(self._postfix, refresh=last)
 
 
 class IterativeSolver:
@@ -247,7 +201,7 @@ class IterativeSolver:
                 start, history = _resumed_history(resume_state, self.state_dict(state), n, history)
                 if history.time:  # keep the time axis monotone across the interruption
                     t0 = time.perf_counter() - float(history.time[-1])
-                bar.bar.update(min(start, n))
+                bar.tick(min(start, n))
                 state = self.load_state_dict(state, resume_state)
                 x = self.x(state)
             if x is not None and not bool(torch.isfinite(x).all()):
@@ -276,7 +230,7 @@ class IterativeSolver:
                     bar(k, record, last=last)
                     for log in loggers:
                         log(k, record)
-                bar.bar.update(1)
+                bar.tick()
                 last_finite = x.detach()
                 if callback is not None and callback(k, x, history):
                     reason = "callback"
@@ -288,7 +242,7 @@ class IterativeSolver:
                     series = {key: v for key, v in history.as_dict().items() if key != "meta"}
                     state_callback(k, {"iteration": int(k), "history": series, **self.state_dict(state)})
         finally:
-            bar.bar.close()
+            bar.close()
         history.meta.setdefault("stopped", reason)
         history.meta["seconds"] = time.perf_counter() - t0
         self.finish(state, history)
@@ -347,27 +301,5 @@ def quality(x: torch.Tensor, truth: torch.Tensor, *, data_range: float = 1.0, ss
     return out
 
 
-def fidelity_on(fidelity, device) -> DataFidelity:
-    """``fidelity`` (a :class:`DataFidelity`, else ``TypeError``) on the compute device."""
-    if not isinstance(fidelity, DataFidelity):
-        raise TypeError(f"fidelity must be a DataFidelity, got {type(fidelity).__name__}")
-    dev = resolve_device(device, fidelity.y)
-    return fidelity.to(device=dev) if dev != fidelity.y.device else fidelity
-
-
-def denoiser_on(denoiser, device: torch.device, *, ensemble: bool = False):
-    """``denoiser`` checked to be callable, wrapped in the x8 self-ensemble if asked, on ``device``."""
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
-    if not isinstance(ensemble, bool):
-        raise TypeError(f"ensemble must be True or False, got {ensemble!r}")
-    if ensemble:  # sigma_range, name and weights carry over to the wrapper
-        from priors.ensemble import SelfEnsemble
-
-        denoiser = SelfEnsemble(denoiser)
-    return move_denoiser(denoiser, device)
-
-
-__all__ = ["IterativeSolver", "Logger", "NonFinite", "ProgressLogger", "StopRule", "batch_norm", "check_state_callback",
-           "check_truth", "denoiser_on", "fidelity_on", "progress_bar", "quality", "relative_change",
-           "relative_change_rule", "require_finite", "use_progress"]
+__all__ = ["IterativeSolver", "Logger", "NonFinite", "StopRule", "batch_norm", "check_state_callback", "check_truth",
+           "quality", "relative_change", "relative_change_rule", "require_finite"]
