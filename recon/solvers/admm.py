@@ -54,7 +54,8 @@ class PnPADMM(IterativeSolver):
         sigma = clamp_sigma(self.denoiser, math.sqrt(self.lam / rho))
         v_new = call_denoiser(self.denoiser, x + u, sigma)
         u = require_finite(u + x - v_new, "dual variable")
-        r_primal = float((batch_norm(x - v_new) / torch.maximum(batch_norm(x), batch_norm(v_new)).clamp_min(1e-30)).max())
+        scale = torch.maximum(batch_norm(x), batch_norm(v_new)).clamp_min(1e-30)
+        r_primal = float((batch_norm(x - v_new) / scale).max())
         r_dual = float((batch_norm(v_new - v) / batch_norm(v_new).clamp_min(1e-30)).max())
         self.converged = self.tol > 0 and k > 0 and r_primal < self.tol and r_dual < self.tol
         record = dict(objective=float(fid.value(v_new).sum()), primal_residual=r_primal, dual_residual=r_dual,

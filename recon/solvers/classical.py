@@ -400,5 +400,5 @@ def red(
                       resume_state=resume_state)
 
 
-__all__ = ["CGTikhonov", "FBP", "PnPPGD", "RED", "TVReconstruction", "cg_tikhonov", "fbp", "gradient", "gradient_adjoint", "pnp_pgd", "red", "total_variation",
-           "tv_reconstruction"]
+__all__ = ["CGTikhonov", "FBP", "PnPPGD", "RED", "TVReconstruction", "cg_tikhonov", "fbp", "gradient",
+           "gradient_adjoint", "pnp_pgd", "red", "total_variation", "tv_reconstruction"]

@@ -385,4 +385,5 @@ def _load_fit_state(field, opt, state: dict, device, dtype) -> None:
     opt.load_state_dict({"state": per, "param_groups": groups})
 
 
-__all__ = ["AMP_MODES", "CoordinateFit", "LR_SCHEDULES", "REGULARIZERS", "bf16_supported", "fit_coordinate_network", "resolve_amp", "resolve_init_steps", "smoothed_total_variation"]
+__all__ = ["AMP_MODES", "CoordinateFit", "LR_SCHEDULES", "REGULARIZERS", "bf16_supported", "fit_coordinate_network",
+           "resolve_amp", "resolve_init_steps", "smoothed_total_variation"]
