@@ -73,6 +73,6 @@ def test_solver_choice_and_priors(synthetic_uvfits):
     plain = workflow.simulate(op, np.zeros(op.in_shape), noise_sigma=0.0)
     ok, why = methods.pair_applies(plain, "vlbi", "mem")
     assert not ok and "vlbi" in why
-    assert api.default_solver("none", plain) != "vlbi"
+    assert methods.default_solver("none", plain) != "vlbi"
     with pytest.raises(ValueError, match="unknown option"):
-        api.reconstruct(m, prior="mem", bogus=1)
+        workflow.reconstruct(m, prior="mem", bogus=1)
