@@ -155,7 +155,7 @@ def cmd_simulate(args, argv) -> int:
                           provenance=prov, noise_relative=args.noise_relative)
     write_measurement(out, m)
     print(f"wrote {out}: {m.forward_model}, data {tuple(m.y.shape)}, truth {tuple(m.ground_truth.shape)}, "
-          f"sigma {m.sigma if m.sigma is not None else 0}")
+          f"sigma {m.sigma if m.sigma is not None else 0:.4g}")
     return EXIT_OK
 
 
@@ -281,9 +281,13 @@ def _print_budget(m, solver: str, prior: str, options: dict) -> None:
     if "iterations" in cfg:
         cfg["n_steps"] = cfg.pop("iterations")
     parts = [f"{cfg.get('n_steps')} Adam steps", f"MLP {cfg.get('width')} wide x {cfg.get('depth')} deep "
-             f"({cfg.get('encoding')} encoding)", f"amp {cfg.get('amp', 'none')}"]
+             f"({cfg.get('encoding')} encoding)",
+             f"amp {cfg.get('amp', 'none')}" + (" (bfloat16 where the CPU has it)" if cfg.get("amp") == "auto" else "")]
     if cfg.get("init_steps"):
-        parts.append(f"the first {cfg['init_steps']} of them fit the start image (FBP for CT)")
+        k = cfg["init_steps"]  # a fraction of the budget (< 1) or a number of steps
+        first = (f"{round(float(k) * int(cfg.get('n_steps') or 0))} ({float(k):g})" if float(k) < 1
+                 else f"{int(float(k))}")
+        parts.append(f"the first {first} of them fit the start image (FBP for CT)")
     if cfg.get("misfit_stop") and m.sigma:
         parts.append(f"stops early when the data misfit reaches {cfg['misfit_stop']} x the noise sigma")
     print("coordinate budget: " + ", ".join(parts) + " (--option n_steps=2000 --option width=256 "

@@ -24,6 +24,7 @@ same arguments skips finished jobs, a killed comparison keeps them, and ``run=Fa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io as _io
@@ -260,6 +261,8 @@ def _run_dask(specs, *, workers: int = 0, scheduler: str | None = None, tracker:
         from dask.distributed import as_completed
 
         _ensure_importable(client)
+        if cluster is not None:  # Ctrl-C reaches the whole process group: only this process reacts
+            client.run(ignore_interrupt)
         futures = client.map(run_job, specs, pure=False)
         if tracker.enabled:
             n = len(client.scheduler_info().get("workers", {}))
@@ -267,15 +270,45 @@ def _run_dask(specs, *, workers: int = 0, scheduler: str | None = None, tracker:
                   f"{client.scheduler.address if client.scheduler else scheduler}; results stream in as they finish",
                   file=sys.stderr, flush=True)
         out = []
-        for fut in as_completed(futures):  # written and reported as each job ends, in any order
-            row = fut.result()
-            on_done(row)
-            out.append(row)
+        with terminate_as_interrupt():
+            for fut in as_completed(futures):  # written and reported as each job ends, in any order
+                row = fut.result()
+                on_done(row)
+                out.append(row)
         return out
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def ignore_interrupt() -> None:
+    """Run on each local worker: SIGINT is ignored there (the parent shuts the cluster down)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (``kill``, ``timeout``, a batch system's time limit) raises KeyboardInterrupt here, so the
+    caller's ``finally`` closes the Dask cluster; killed outright, its worker processes are orphaned and
+    Python warns of leaked semaphores at exit.  Jobs already finished are on disk either way."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ensure_importable(client) -> None:
