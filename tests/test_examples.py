@@ -33,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
 SIBLING = ROOT.parent / "shared"  # the data kept beside the repository (Set12, the EHT release, ...)
-TIMEOUT_S = 300  # a smoke run takes seconds; this only stops a hung one
+TIMEOUT_S = 600  # a smoke run takes seconds (a cold numba cache adds minutes to the Radon ones); stops a hung one
 
 
 def _constant(path: Path, name: str):
