@@ -23,12 +23,23 @@ Usage::
 Figures: ``lightcurves.png`` (fits and residuals), ``qu_loops.png``, ``inclination_scan.png`` (validation
 chi^2 vs inclination), ``slices.png`` (truth, ensemble mean, ensemble std); numbers in ``summary.json``.
 
-Measured ``--quick --threads 1`` (16^2 rays x 32 samples, 24 frames, 20x20x6 grid, 2 seeds x 300 steps; 212 s
-of CPU, 413 s wall on a loaded machine): Pearson with the truth over the support (6 <= r <= 16 M, |z| <= 4 M)
-0.939 from I+Q+U (centroid 0.24 M off, validation chi^2 1.12), 0.101 from I alone (centroid 3.5 M off), 0.958
-from ngEHT polarized visibilities (centroid 1.0 M off); the inclination scan (4, 12, 28, 50 deg, one seed, 80
-steps) has its validation-chi^2 minimum at 12 deg, the truth.  With 120 steps the I+Q+U fit reached only 0.70.
-``--full`` (64^2 rays, 100 frames, 20 inclinations x 3 seeds) has not been run on this CPU-only machine.
+Measured ``--quick --threads 1`` (16^2 rays x 32 samples, 24 frames, 20x20x6 grid, 2 seeds x 300 steps; 954 s wall
+on a machine loaded ~8 on 2 cores, ~4 CPU minutes): Pearson with the truth over the support (6 <= r <= 16 M,
+|z| <= 4 M) 0.967 from I+Q+U (centroid 0.23 M off, validation chi^2 1.43), 0.052 from I alone (centroid 3.9 M
+off), 0.994 from ngEHT polarized visibilities (centroid 0.87 M off, reduced chi^2 1.16; the true movie's is
+1.00); the inclination scan (4, 12, 28, 50 deg, one seed, 80 steps) has its validation-chi^2 minimum at 12 deg,
+the truth.  The data are rendered from the continuous hotspot: rendered instead from its trilinear interpolation
+on the 20x20x6 grid, the true continuous field itself has reduced chi^2 5.3 against the ngEHT data (the noise
+alone: 1.00), the floor behind the network's 6.6 before.
+
+``--full`` (64^2 rays x 64 samples, 100 frames, 48x48x12 grid, 4 seeds x 2000 steps for each of I+Q+U, I and
+ngEHT, 20 inclinations x 3 seeds x 1000 steps) is ``python examples/polarimetric_flare.py --full --out
+results/polarimetric_full``; finished fits are kept in ``checkpoints/polarimetric_flare_full`` (git-ignored) and
+reused when the command is run again, so an interrupted study resumes at the first unfinished fit.  Measured on
+one core (CPU time, the study's operator at 10 and 20 of its 100 frames; a step's cost and memory grow linearly
+with the frames): 0.2 s and 0.4 GB per frame for a network step, i.e. ~20 s and ~40 GB at 100 frames; the
+84,000 network steps are ~470 CPU hours (~20 days on one core; the voxel amplitude fits and the 21 operator
+builds add well under an hour) and need more than this 23 GB machine's memory: run it on a GPU.
 """
 
 from __future__ import annotations
