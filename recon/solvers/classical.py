@@ -293,9 +293,9 @@ class FBP(IterativeSolver):
 class _GradientDenoiserStep(IterativeSolver):
     """PnP-PGD and RED: one gradient step and one denoiser call per iteration; the state is ``x``."""
 
-    def __init__(self, fid: DataFidelity, denoiser, *, lam, step, sigma, n_iter, x0, meta, tol=0.0):
+    def __init__(self, fid: DataFidelity, denoiser, *, lam, step, sigma, n_iter, x0, meta):
         self.fid, self.denoiser, self.lam, self.gamma, self.sigma = fid, denoiser, lam, step, sigma
-        self.n_iter, self.x0, self.meta, self.tol = n_iter, x0, meta, tol
+        self.n_iter, self.x0, self.meta = n_iter, x0, meta
 
     def init(self):
         return dict(x=initial_point(self.fid.A, self.fid.y, self.x0))
@@ -312,13 +312,9 @@ class PnPPGD(_GradientDenoiserStep):
     def step(self, state, k):
         x = state["x"]
         x_new = require_finite(call_denoiser(self.denoiser, x - self.gamma * self.fid.grad(x), self.sigma))
-        self.change = float(relative_change(x_new, x).max())
         state["x"] = x_new
         return dict(objective=float(self.fid.value(x_new).sum()), sigma=self.sigma, step=self.gamma,
-                    primal_residual=self.change)
-
-    def stop_reason(self, state, k, record):
-        return "converged" if self.tol > 0 and self.change < self.tol else None
+                    primal_residual=float(relative_change(x_new, x).max()))
 
 
 class RED(_GradientDenoiserStep):
@@ -363,9 +359,9 @@ def pnp_pgd(
     tol = check_positive(tol, "tol", allow_zero=True)
     gamma = 1.0 / fid.lipschitz() if step is None else check_positive(step, "step")
     solver = PnPPGD(fid, denoiser, lam=lam, step=gamma, sigma=clamp_sigma(denoiser, math.sqrt(gamma * lam)),
-                    n_iter=n_iter, x0=x0, tol=tol, meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
+                    n_iter=n_iter, x0=x0, meta=dict(lam=lam, step=gamma, n_iter=n_iter, tol=tol))
     return solver.run(truth=truth, callback=callback, progress=progress, ssim=ssim, state_callback=state_callback,
-                      resume_state=resume_state)
+                      resume_state=resume_state, tol=tol or None)  # the loop's relative-change rule
 
 
 def red(

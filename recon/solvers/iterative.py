@@ -68,10 +68,10 @@ def relative_change(x_new: torch.Tensor, x_old: torch.Tensor) -> torch.Tensor:
 
 
 def relative_change_rule(tol: float) -> StopRule:
-    """A stopping rule: ``"converged"`` once the iterate's relative change is at most ``tol``
+    """A stopping rule: ``"converged"`` once the iterate's relative change is below ``tol``
     for every batch element."""
     def rule(k, x, x_prev, record):
-        if x_prev is not None and bool((relative_change(x, x_prev) <= tol).all()):
+        if x_prev is not None and bool((relative_change(x, x_prev) < tol).all()):
             return "converged"
         return None
 
@@ -170,7 +170,7 @@ class IterativeSolver:
             each iteration ``k`` the run continues past, with :meth:`state_dict` plus the
             iteration and the history so far; ``resume_state`` such a state to continue from.
         tol : float, optional
-            Also stop once the estimate's relative change is at most ``tol`` (off by default).
+            Also stop once the estimate's relative change is below ``tol`` (off by default).
         stop : sequence of callables
             Further stopping rules ``rule(k, x, x_prev, record) -> reason or None``.
         loggers : sequence of callables

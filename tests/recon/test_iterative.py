@@ -72,7 +72,7 @@ def test_tol_rule_stops_at_the_first_small_relative_change():
     x, h = Toward(b, x0, n_iter=50).run(tol=tol, callback=lambda k, x, h: xs.append(x.clone()))
     assert h.meta["stopped"] == "converged" and len(h) < 50
     changes = [float(relative_change(xs[k], xs[k - 1]).max()) for k in range(1, len(xs))]
-    assert changes[-1] <= tol and all(c > tol for c in changes[:-1])
+    assert changes[-1] < tol and all(c >= tol for c in changes[:-1])
 
 
 def test_no_tol_runs_the_whole_budget():
