@@ -19,7 +19,7 @@ a real detector -- its width, column spacing and an off-centre, sub-pixel rotati
 The adjoint (backprojection) scatters each sinogram value onto the same bilinear weights, so
 ``⟨A x, y⟩ = ⟨x, Aᵀ y⟩`` to rounding.  Two implementations share that sampling:
 
-* ``"numba"`` (CPU default when numba is installed): compiled kernels, parallel over angles.  Per ray
+* ``"numba"`` (CPU default when numba is installed): compiled kernels, parallel over angles or tiles.  Per ray
   they compute, once for the whole batch, the top-left pixel and the four bilinear weights of every
   sample whose interpolation footprint meets the image (range precomputed per ray; rays ``k`` and
   ``2c − k`` are mirror images and share that work), then the forward does one 4-wide
@@ -28,8 +28,11 @@ The adjoint (backprojection) scatters each sinogram value onto the same bilinear
   image at the end.  Both directions use the same weights, so the adjoint is exact.  They use
   ``torch.get_num_threads()`` threads (numba's and torch's thread settings are left as they were);
   the first call loads the compiled kernels from numba's cache (compiling once, ~10 s, if none).
-  Extra memory: one quad image (16 bytes per padded pixel in float32) per image, plus one per
-  thread and image for the adjoint, in chunks of at most ``_radon_numba.MEMORY_BUDGET`` (128 MB).
+  Large images are worked on in square tiles that fit the L2 cache (a tile pair, a tile and its
+  reflection through the axis, at a time), so the cost per ray sample stays flat with size.
+  Extra memory: one quad image (16 bytes per padded pixel in float32) per image, plus for the
+  adjoint one quad buffer per image (one per thread and image on small images, where the angles
+  are split between threads), in chunks of at most ``_radon_numba.MEMORY_BUDGET`` (128 MB).
 * ``"torch"`` (used by ``"auto"`` only where the matrices below would not fit): gathers / index-adds
   over chunks of angles, recomputing the sample geometry on every call, with memory bounded by
   ``chunk_samples``.

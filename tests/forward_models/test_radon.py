@@ -215,6 +215,41 @@ def test_numba_chunks_and_threads_agree(monkeypatch, dtype, tol, n_angles):
 
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+@pytest.mark.parametrize("geometry", [{}, {"n_detectors": 70, "center": 31.5}, {"center": 60.0},
+                                      {"n_detectors": 90, "center": 40.3, "detector_spacing": 0.7}])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numba_cache_tiles_match_torch(monkeypatch, geometry, threads):
+    """Cache tiles (as large images get them) on a small image: every ray sample is visited once.
+
+    16x16-quad tiles cut every ray many times, at axis-aligned angles exactly on tile edges (0 and
+    pi/2: integer sample positions, where a mirror ray's reflected sample and its own floor differ);
+    with 2 threads the adjoint's jobs (tile pairs) share one quad buffer.  Reference: the torch
+    backend (same sampling, no tiles); adjointness in float32.
+    """
+    from forward_models import _radon_numba as k
+
+    monkeypatch.setattr(k, "TILE_BYTES", 4096)
+    monkeypatch.setattr(k, "SERIAL_WORK", 0)
+    monkeypatch.setattr(k, "MEMORY_BUDGET", 1)  # no per-thread buffers: one shared, jobs = tile pairs
+    shape = (64, 50)
+    op = Radon(shape, ODD_ANGLES, backend="numba", **geometry)
+    ref = Radon(shape, ODD_ANGLES, backend="torch", **geometry)
+    assert k.tiles(op._geom, *shape, 3, 8)[0].shape[0] > 10
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((2, 1, *shape)))
+    y = torch.from_numpy(rng.standard_normal((2, 1, op.n_detectors, ODD_ANGLES.size)))
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert _rel(op._forward(x), ref._forward(x)) <= 1e-12
+        assert _rel(op._adjoint(y), ref._adjoint(y)) <= 1e-12
+        f, b = op._forward(x.float()).double(), op._adjoint(y.float()).double()
+    finally:
+        torch.set_num_threads(old)
+    assert abs(float((f * y).sum() - (x * b).sum())) <= 1e-5 * float(f.norm() * y.norm())
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
 def test_numba_keeps_torch_thread_count():
     # numba's OpenMP pool shares libgomp with torch and resets its thread count when it starts
     code = ("import numpy as np, torch; from forward_models import Radon; torch.set_num_threads(1); "
