@@ -145,10 +145,11 @@ def normalise_geometry(name: str, geometry: dict, units: dict, path) -> tuple[di
         got = units[key]
         if not isinstance(got, str):
             raise MeasurementFileError(path, f"geometry parameter {key!r} has units {got!r}, expected a string")
+        exact = got.strip() == want.strip()  # a model's own unit, outside the alias table, is fine as written
         have = _unit_class(got)
-        if have is None or (have != _unit_class(want) and (have, want) not in _CONVERSIONS):
+        if not exact and (have is None or (have != _unit_class(want) and (have, want) not in _CONVERSIONS)):
             raise MeasurementFileError(path, f"geometry parameter {key!r} has units {got!r}; expected {want!r}")
-        if (have, want) in _CONVERSIONS and have != _unit_class(want):
+        if not exact and (have, want) in _CONVERSIONS and have != _unit_class(want):
             arr = np.asarray(value, dtype=np.float64) * _CONVERSIONS[(have, want)]
             geometry[key] = float(arr) if arr.ndim == 0 else arr
         units[key] = want

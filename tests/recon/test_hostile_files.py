@@ -391,6 +391,21 @@ def test_unknown_units_are_refused(tmp_path, capsys, key, units):
     _one_line_exit2(rc, err, path, key.split("/")[1], repr(units))
 
 
+def test_a_models_own_unit_is_accepted_as_written(monkeypatch):
+    """A user's forward model may declare a unit outside the alias table ('index'); the same string in the
+    file is accepted, another one is still refused."""
+    import recon.io.geometry as geometry
+    from recon.io import MeasurementFileError
+
+    monkeypatch.setattr(geometry, "expected_geometry", lambda name: {"rows": ("index", True)})
+    g, u = geometry.normalise_geometry("user-model", {"rows": np.arange(4)}, {"rows": "index"}, "f.h5")
+    assert u["rows"] == "index" and np.array_equal(g["rows"], np.arange(4))
+    with pytest.raises(MeasurementFileError, match="'rows' has units 'furlong'"):
+        geometry.normalise_geometry("user-model", {"rows": np.arange(4)}, {"rows": "furlong"}, "f.h5")
+    with pytest.raises(MeasurementFileError, match="must hold integers"):
+        geometry.normalise_geometry("user-model", {"rows": np.array([0.5])}, {"rows": "index"}, "f.h5")
+
+
 # ============================================================================ 12. values that give wrong answers
 @pytest.mark.parametrize("kernel,why", [(np.zeros((3, 3)), "sum"), (np.array([[1.0, -1.0]]), "sum"),
                                         (-np.ones((3, 3)), "sum"), (np.array([[1.0, np.inf]]), "NaN or Inf")])
