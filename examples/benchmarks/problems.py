@@ -55,15 +55,16 @@ def levin_kernels(indices=range(8)) -> list[np.ndarray]:
     return [load_kernel(KERNELS / f"levin09_{i + 1:02d}.npy") for i in indices]
 
 
-def deblur_problem(img: np.ndarray, kernel: np.ndarray, *, seed: int, dtype=torch.float32):
-    """``(A, x, y, sigma)`` for circular deblurring at noise 2.55/255."""
+def deblur_problem(img: np.ndarray, kernel: np.ndarray, *, seed: int, dtype=torch.float32,
+                   sigma: float = DEBLUR_SIGMA):
+    """``(A, x, y, sigma)`` for circular deblurring at noise ``sigma`` (default 2.55/255)."""
     from forward_models import Blur
 
     x = torch.from_numpy(img).to(dtype)[None, None]
     A = Blur(kernel, img.shape, boundary="circular")
     g = torch.Generator().manual_seed(seed)
-    y = A(x) + DEBLUR_SIGMA * torch.randn(x.shape, generator=g, dtype=torch.float64).to(dtype)
-    return A, x, y, DEBLUR_SIGMA
+    y = A(x) + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64).to(dtype)
+    return A, x, y, sigma
 
 
 _RADON_CACHE: dict = {}
@@ -78,12 +79,12 @@ def ct_operator(size: int = CT_SIZE, n_views: int = CT_VIEWS):
     return _RADON_CACHE[key]
 
 
-def ct_problem(img: np.ndarray, *, seed: int, dtype=torch.float32, n_views: int = CT_VIEWS):
-    """``(A, x, y, sigma)`` for sparse-view CT with 1% Gaussian noise (``img`` already 256x256)."""
+def ct_problem(img: np.ndarray, *, seed: int, dtype=torch.float32, n_views: int = CT_VIEWS, noise: float = CT_NOISE):
+    """``(A, x, y, sigma)`` for sparse-view CT with Gaussian noise ``noise`` x the clean sinogram's peak (1%)."""
     A = ct_operator(img.shape[0], n_views)
     x = torch.from_numpy(img).to(dtype)[None, None]
     y0 = A(x)
-    sigma = CT_NOISE * float(y0.max())
+    sigma = noise * float(y0.max())
     g = torch.Generator().manual_seed(seed)
     y = y0 + sigma * torch.randn(y0.shape, generator=g, dtype=torch.float64).to(dtype)
     return A, x, y, sigma

@@ -207,10 +207,119 @@ def tune_coordinate(args):
     return out
 
 
+# --task levels: the PnP defaults at noise levels they were not tuned for (issue 26).  Each solver's
+# defaults (run_solver with the file's sigma, as `recon run` does) against a small grid of its key
+# hyper-parameters, per noise level; "k sigma" entries are noise-relative (denoiser_sigma_end = k σ).
+LEVELS = {"denoise": (5 / 255, 15 / 255, 25 / 255, 50 / 255),
+          "deblur": (1 / 255, 2.55 / 255, 7.65 / 255, 12.75 / 255),
+          "ct": (0.005, 0.01, 0.03)}
+
+
+def level_grids(task: str, sigma: float) -> dict[str, list[dict]]:
+    """``{solver: [params, ...]}`` searched at noise ``sigma`` ({} is the solver's defaults)."""
+    if task == "denoise":  # PnP-ADMM's one call D(y, sqrt(c) σ); HQS: one call (default) or the 8-level DPIR
+        return {"pnp-admm": [{}] + [dict(lam_per_sigma2=c) for c in (0.5, 0.75, 1.5, 2.0)],
+                "hqs": [{}, dict(n_iter=8)]}
+    if task == "deblur":  # PnP-ADMM: λ = c σ² and the last denoiser level k σ (the default ends at 0.02)
+        return {"hqs": [{}] + [dict(lam=v) for v in (0.1, 0.5)],
+                "pnp-admm": [{}] + [dict(lam_per_sigma2=c, denoiser_sigma_end=min(k * sigma, 0.15))
+                                    for c, k in ((0.5, 1), (0.5, 2), (0.5, 3), (0.25, 2), (1.0, 2))]}
+    # CT (drunet): λ = c σ² (σ in sinogram units) and the last denoiser level (image units; default 0.045)
+    return {"pnp-admm": [{}] + [dict(lam_per_sigma2=c, denoiser_sigma_end=e)
+                                for c, e in ((0.416, 0.02), (0.416, 0.03), (0.416, 0.07), (0.416, 0.1),
+                                             (0.8, 0.045), (0.25, 0.02), (0.25, 0.045))]}
+
+
+def _level_problems(task: str, sigma: float, level_index: int, args) -> list[tuple]:
+    idx = _indices(args)
+    if task == "denoise":
+        from forward_models import Identity
+
+        out = []
+        for i, img in zip(idx, load_images(TRAIN400, indices=idx, crop=args.crop)):
+            x = torch.from_numpy(img).float()[None, None]
+            g = torch.Generator().manual_seed(500 + 10 * i + level_index)
+            out.append((Identity(img.shape), x, x + sigma * torch.randn(x.shape, generator=g), sigma))
+        return out
+    if task == "deblur":  # one Levin kernel per image (kernels 1, 3, 5, 7, ...), seeds by image and level
+        imgs = load_images(TRAIN400, indices=idx, crop=args.crop)
+        return [deblur_problem(img, levin_kernels([(2 * j) % 8])[0], seed=500 + 10 * i + level_index, sigma=sigma)
+                for j, (i, img) in enumerate(zip(idx, imgs))]
+    imgs = load_images(TRAIN400, indices=idx, size=args.crop)
+    return [ct_problem(img, seed=500 + 10 * i + level_index, noise=sigma) for i, img in zip(idx, imgs)]
+
+
+def tune_levels(args, den) -> int:
+    """Run (or resume from ``--out``) the defaults-vs-grid search per noise level; print the summary."""
+    import json
+    from pathlib import Path
+
+    out = Path(args.out)
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
+    done = {(r["task"], r["solver"], r["level"], r["params"], r["image"]) for r in rows}
+    for task in args.level_tasks:
+        # a level of the table keeps its index (so its noise seeds) when --levels picks a few of them
+        levels = [next((v for v in LEVELS[task] if np.isclose(v, g, rtol=1e-6)), g)
+                  for g in args.levels or LEVELS[task]]
+        for level in levels:
+            li = LEVELS[task].index(level) if level in LEVELS[task] else len(LEVELS[task]) + levels.index(level)
+            probs = None
+            for solver, grid in level_grids(task, level).items():
+                if args.solvers and solver not in args.solvers:
+                    continue
+                for params in grid[:1] if args.defaults_only else grid:
+                    key = json.dumps(params, sort_keys=True)
+                    todo = [i for i in _indices(args) if (task, solver, level, key, i) not in done]
+                    if not todo:
+                        continue
+                    probs = probs or dict(zip(_indices(args), _level_problems(task, level, li, args)))
+                    for i in todo:
+                        A, x, y, s = probs[i]
+                        t0 = time.perf_counter()
+                        xe, _ = run_solver(solver, A, y, prior=den, sigma=s, progress=False, **params)
+                        r = dict(task=task, solver=solver, level=level, params=key, image=i, sigma=s,
+                                 psnr=float(psnr(xe.clamp(0, 1), x)), s=time.perf_counter() - t0)
+                        rows.append(r)
+                        with open(out, "a") as f:  # one line per result: a kill loses at most one
+                            f.write(json.dumps(r) + "\n")
+                    mean = np.mean([r["psnr"] for r in rows
+                                    if (r["task"], r["solver"], r["level"], r["params"]) == (task, solver, level, key)])
+                    print(f"  {task} {solver} {level:.4g} {key}: {mean:.2f} dB", flush=True)
+    print(levels_summary(rows))
+    return 0
+
+
+def levels_summary(rows: list[dict]) -> str:
+    """Markdown: per (task, solver, level) the defaults' mean PSNR, the grid's best and the gap."""
+    cells: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        cells.setdefault((r["task"], r["solver"], r["level"]), {}).setdefault(r["params"], []).append(r["psnr"])
+    lines = ["| task | solver | noise | images | defaults | best of grid | best params | defaults − best |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (task, solver, level), by in sorted(cells.items()):
+        means = {k: float(np.mean(v)) for k, v in by.items()}
+        best = max(means, key=means.get)
+        d = means.get("{}", float("nan"))
+        noise = f"{level * 100:g}%" if task == "ct" else f"{level * 255:g}/255"
+        lines.append(f"| {task} | {solver} | {noise} | {len(by.get('{}', []))} | {d:.2f} | {means[best]:.2f} | "
+                     f"{best} | {d - means[best]:+.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=["deblur", "ct", "denoise", "coordinate", "all"], default="all",
-                   help="'all' is deblur, ct and denoise (coordinate fits take much longer)")
+    p.add_argument("--task", choices=["deblur", "ct", "denoise", "coordinate", "levels", "all"], default="all",
+                   help="'all' is deblur, ct and denoise (coordinate fits take much longer); 'levels': the "
+                        "defaults against a grid at several noise levels (--level-tasks, --out)")
+    p.add_argument("--level-tasks", type=lambda v: v.split(","), default=["denoise", "deblur", "ct"],
+                   help="--task levels: which of denoise, deblur, ct")
+    p.add_argument("--levels", type=lambda v: [float(t) for t in v.split(",")], default=None,
+                   help="--task levels: noise levels (image units, or for ct a fraction of the sinogram peak)")
+    p.add_argument("--size", type=int, default=128, help="--task levels: image side (centre crop; ct: resize)")
+    p.add_argument("--out", default="tune_levels.jsonl", help="--task levels: JSON-lines results (resumed)")
+    p.add_argument("--summary", action="store_true", help="--task levels: only print the table of --out")
+    p.add_argument("--defaults-only", action="store_true",
+                   help="--task levels: only the defaults (re-measure them after a change, into another --out)")
     p.add_argument("--prior", default="tv", help="denoiser for PnP-ADMM/HQS (drunet, dncnn, tv, ...)")
     p.add_argument("--weights", default=None, help="weights file of a learned prior (default: the shipped ones)")
     p.add_argument("--solvers", default="fbp,cg,tv,hqs,pnp-admm", help="comma-separated subset to tune")
@@ -263,6 +372,17 @@ def main(argv=None):
     a.tv_iter = a.tv_iter or (150 if a.quick else 200)
     a.cg_iter = a.cg_iter or (5 if a.quick else 10)
     a.solvers = [t.strip() for t in a.solvers.split(",")]
+    if a.task == "levels":
+        import json
+        from pathlib import Path
+
+        if a.summary:
+            rows = [json.loads(t) for t in Path(a.out).read_text().splitlines() if t.strip()]
+            print(levels_summary(rows))
+            return 0
+        a.crop = a.size
+        a.solvers = [s for s in a.solvers if s in ("pnp-admm", "hqs")]
+        return tune_levels(a, load_prior(a.prior, a.weights, a.device))
     den = load_prior(a.prior, a.weights, a.device)
     results = {}
     if a.task in ("deblur", "all"):

@@ -168,7 +168,7 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
     if "lam" in allowed:
         relative |= {"lam_per_sigma2", "lam_per_sigma"}
     if {"rho", "rho_growth"} <= allowed:
-        relative |= {"denoiser_sigma0", "denoiser_sigma_end"}
+        relative |= {"denoiser_sigma0", "denoiser_sigma_end", "denoiser_sigma_end_per_sigma"}
     if "reg_weight" in allowed:
         relative |= {"reg_weight_per_sigma"}
 
@@ -192,6 +192,9 @@ def _make_runner(name: str, algorithm, needs_prior: bool, kind: str):
                 cfg.pop("lam", None)
             if "reg_weight_per_sigma" in given:
                 cfg.pop("reg_weight", None)
+            if {"denoiser_sigma_end", "denoiser_sigma_end_per_sigma"} & set(given):  # replaces the defaults' form
+                cfg.pop("denoiser_sigma_end", None)
+                cfg.pop("denoiser_sigma_end_per_sigma", None)
             cfg.update(given)
         _noise_relative(cfg, sigma, explicit=params)
         cfg = {k: v for k, v in cfg.items() if k in allowed}
@@ -236,7 +239,9 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
     ``reg_weight = c σ`` the same way.  ``denoiser_sigma0=s0`` (PnP-ADMM) then sets
     ``rho = λ / s0²`` (the first denoiser level ``sqrt(λ/ρ)`` is ``s0``) unless ``rho`` is explicit,
     and ``denoiser_sigma_end=s1`` sets ``rho_growth = (s0/s1)^(2/(n_iter-1))`` (the last level is
-    ``s1``) unless ``rho_growth`` is explicit.  Callers may give these forms too (``recon run
+    ``s1``) unless ``rho_growth`` is explicit; ``denoiser_sigma_end_per_sigma=k`` is ``s1 = min(k σ, s0)``
+    (the schedule ends at a multiple of the noise: deblurring at any noise level), and without ``sigma``
+    the entry's plain ``rho_growth`` is used.  Callers may give these forms too (``recon run
     --option lam_per_sigma2=0.6``); they replace the defaults' form of ``lam``.
     """
     for key, power, target in (("lam_per_sigma2", 2, "lam"), ("lam_per_sigma", 1, "lam"),
@@ -247,6 +252,12 @@ def _noise_relative(cfg: dict, sigma, *, explicit: dict) -> None:
                 cfg[target] = float(c) * float(sigma) ** power
     s0 = cfg.pop("denoiser_sigma0", None)
     s_end = cfg.pop("denoiser_sigma_end", None)
+    k_end = cfg.pop("denoiser_sigma_end_per_sigma", None)
+    if k_end is not None and s0 is None:
+        raise ValueError("denoiser_sigma_end_per_sigma needs denoiser_sigma0 (the schedule runs from one to the "
+                         "other)")
+    if k_end is not None and sigma is not None and sigma > 0:
+        s_end = min(float(k_end) * float(sigma), float(s0))
     if s_end is not None and s0 is None:
         raise ValueError("denoiser_sigma_end needs denoiser_sigma0 (the schedule runs from one to the other)")
     if s0 is not None:  # PnP-ADMM: rho = lam / sigma0², the first denoiser level is sigma0
@@ -287,6 +298,10 @@ def _check_relative(given: dict, sigma, *, explicit: dict) -> None:
             raise ValueError("give one of lam, lam_per_sigma2 and lam_per_sigma")
         if sigma is None or sigma <= 0:
             raise ValueError(f"{lam_forms[0]} needs sigma, the measurement noise level (> 0)")
+    if {"denoiser_sigma_end", "denoiser_sigma_end_per_sigma"} <= set(given):
+        raise ValueError("give one of denoiser_sigma_end and denoiser_sigma_end_per_sigma")
+    if "denoiser_sigma_end_per_sigma" in given and (sigma is None or sigma <= 0):
+        raise ValueError("denoiser_sigma_end_per_sigma needs sigma, the measurement noise level (> 0)")
     if "reg_weight_per_sigma" in given:
         if "reg_weight" in explicit:
             raise ValueError("give one of reg_weight and reg_weight_per_sigma")

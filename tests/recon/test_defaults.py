@@ -13,7 +13,8 @@ def test_every_default_is_a_parameter_the_solver_accepts(key):
     name = key[0]
     assert name in SOLVERS, f"DEFAULTS has {key} but no solver {name!r} is registered"
     accepted = set(SOLVERS[name].params) | {"lam_per_sigma2", "lam_per_sigma", "denoiser_sigma0",
-                                             "denoiser_sigma_end", "reg_weight_per_sigma"}
+                                             "denoiser_sigma_end", "denoiser_sigma_end_per_sigma",
+                                             "reg_weight_per_sigma"}
     unknown = set(DEFAULTS[key]) - accepted
     assert not unknown, f"DEFAULTS[{key}] sets {sorted(unknown)}, which {name!r} does not accept"
 
