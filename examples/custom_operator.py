@@ -124,8 +124,8 @@ class CartesianMRI(fm.LinearOperator):
         return torch.fft.ifft2(full, norm="ortho").real  # the unknown is real: Re is the adjoint onto it
 
     def geometry(self):
-        # units from recon.io's known list ("1": the row indices are dimensionless)
-        return {"image_shape": (list(self.image_shape), "pixel"), "lines": (self.lines.tolist(), "1")}
+        # units are strings the files carry; a model's own ("index") is read back as written
+        return {"image_shape": (list(self.image_shape), "pixel"), "lines": (self.lines.tolist(), "index")}
 
     @classmethod
     def from_geometry(cls, g):

@@ -202,7 +202,23 @@ def cmd_run(args, argv) -> int:
         check_output_path(ckpt_path, [*inputs, out], what="checkpoint",
                           replace=lambda p: replaceable_checkpoint(p, run_key))
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume, run_key=run_key)
-    if ckpt is not None:
+    rows_dir = None
+    if getattr(args, "by_row", False):  # a slice stack, row by row, resumable per row (recon/stack.py)
+        from .stack import reconstruct_rows
+
+        if ckpt is not None or x0 is not None:
+            raise BadInput("--by-row keeps every finished row itself: it takes no --checkpoint-every/--resume "
+                           "or --x0")
+        rows_dir = out.with_name(out.name + ".rows")
+        if any(rows_dir.resolve() == Path(p).resolve() for p in inputs):
+            raise BadInput(f"{rows_dir}: the per-row results folder is an input of the run")
+        run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
+                   "seed": args.seed, "dtype": args.dtype, "weights_sha256": _sha(args.weights) if args.weights else ""}
+        r = reconstruct_rows(m, rows_dir=rows_dir, run_key=run_key, progress=not args.quiet,
+                             solve=lambda mr: workflow.reconstruct(mr, solver=solver, prior=args.prior, device=device,
+                                                                   seed=args.seed, threads=threads, dtype=args.dtype,
+                                                                   progress=progress, **options))
+    elif ckpt is not None:
         r = ckpt.run(m, solver=solver, prior=args.prior, device=device, seed=args.seed, threads=threads,
                      dtype=args.dtype, x0=x0, progress=progress, **options)
     else:
@@ -228,6 +244,10 @@ def cmd_run(args, argv) -> int:
     workflow.save_reconstruction(r, out, inputs=inputs, extra=group)
     if ckpt is not None:
         ckpt.cleanup()
+    if rows_dir is not None:
+        from .stack import remove_rows
+
+        remove_rows(rows_dir)
     met = r.metrics
     parts = [f"wrote {out}", method_label(r.solver, r.prior)]
     if met.get("psnr") is not None:
@@ -692,6 +712,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="write a checkpoint of the solver state every N iterations")
     r.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default OUTPUT.ckpt)")
     r.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
+    r.add_argument("--by-row", action="store_true",
+                   help="a slice stack (recon import --rows A:B): solve row by row, keeping each finished row "
+                        "in OUTPUT.rows/ so the same command continues a killed run at the next unfinished row")
     r.add_argument("--fits", metavar="PATH", help="also write the model sky image as FITS (astronomy models)")
     r.add_argument("-o", "--output", required=True, help="reconstruction file to write (.h5)")
     r.set_defaults(func=cmd_run)
@@ -734,6 +757,13 @@ def main(argv=None) -> int:
     """Entry point of the ``recon`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    from .plugins import PluginError, load_plugins
+
+    try:  # before the parser: a plugin's forward models and solvers are among the choices
+        load_plugins()
+    except PluginError as e:
+        print(f"recon: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if command == "run" and "--help-options" in argv:  # before the required arguments are checked
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--solver", default=None)

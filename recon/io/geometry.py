@@ -71,7 +71,8 @@ def build_operator(name: str, geometry: dict, path):
     REGISTRY = forward_model_registry()
     entry = REGISTRY.get(name)
     if entry is None:
-        raise MeasurementFileError(path, f"unknown forward model {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise MeasurementFileError(path, f"unknown forward model {name!r}; known: {', '.join(sorted(REGISTRY))} "
+                                         "(a model of your own: list its module in RECON_PLUGINS)")
     try:
         return entry, entry.build(geometry)
     except KeyError as e:
