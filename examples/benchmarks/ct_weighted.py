@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from memory import peak_mb  # noqa: E402  examples/benchmarks/memory.py
+from problems import timed  # noqa: E402  examples/benchmarks/problems.py
 
 SOLVERS = {"cg": ("cg", "none"), "tv": ("tv", "tv"), "pnp-admm": ("pnp-admm", "drunet-ct"),
            "hqs": ("hqs", "drunet-ct")}
@@ -86,12 +84,9 @@ def main(argv=None) -> int:
         solver, prior = SOLVERS[name]
         res = {}
         for case, m in cases.items():
-            times = []
-            for _ in range(a.repeats):
-                t0 = time.perf_counter()
-                r = recon.reconstruct(m, solver=solver, prior=prior, threads=a.threads, seed=a.seed)
-                times.append(time.perf_counter() - t0)
-            res[case] = (r.metrics["psnr"], r.metrics["ssim"], statistics.median(times))
+            t, _, r = timed(lambda: recon.reconstruct(m, solver=solver, prior=prior, threads=a.threads, seed=a.seed),
+                            a.repeats, warmup=False)
+            res[case] = (r.metrics["psnr"], r.metrics["ssim"], t)
         (pu, su, tu), (pw, sw, tw) = res["unweighted"], res["weighted"]
         print(f"{name:10s} {prior:10s} {pu:9.2f} {pw:8.2f} {pw - pu:+8.2f} {su:9.3f} {sw:7.3f} {tu:7.1f} {tw:7.1f}",
               flush=True)

@@ -21,28 +21,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from memory import peak_mb, reset_peak, rss_mb  # noqa: E402  examples/benchmarks/memory.py
+from problems import timed  # noqa: E402  examples/benchmarks/problems.py
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
     """(median seconds over ``repeats`` calls, peak ΔRSS MB of those calls); one warm-up call first."""
-    fn()
-    base = rss_mb()
-    reset_peak()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), peak_mb() - base
+    return timed(fn, repeats)[:2]
 
 
 def main(argv=None) -> int:

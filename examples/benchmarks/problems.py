@@ -10,7 +10,9 @@ Tuning uses Train400 images, evaluation Set12 (never the other way round).
 
 from __future__ import annotations
 
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,26 @@ DEBLUR_SIGMA = 2.55 / 255.0
 CT_VIEWS = 60
 CT_NOISE = 0.01
 CT_SIZE = 256
+
+
+def timed(fn, repeats: int, *, warmup: bool = True) -> tuple[float, float, list]:
+    """``(median seconds, peak ΔRSS MB, last result)`` of ``repeats`` calls of ``fn()``.
+
+    One untimed warm-up call first (imports, numba cache load) unless ``warmup=False``; the peak
+    resident set size is reset after it (``memory.py``) and the figure is the peak minus the RSS then.
+    """
+    from memory import peak_mb, reset_peak, rss_mb  # examples/benchmarks/memory.py
+
+    if warmup:
+        fn()
+    base = rss_mb()
+    reset_peak()
+    times, out = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), peak_mb() - base, out
 
 
 def load_images(folder: Path, *, indices=None, size: int | None = None, crop: int | None = None) -> list[np.ndarray]:
