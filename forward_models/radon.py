@@ -347,6 +347,11 @@ class Radon(LinearOperator):
     def n_angles(self) -> int:
         return int(self._geom.cos.shape[0])
 
+    @property
+    def n_samples(self) -> int:
+        """Ray samples of one image's projection (bilinear interpolations; the work of ``A x`` or ``Aᵀ y``)."""
+        return int(np.clip(self._geom.thi - self._geom.tlo + 1, 0, None).sum())
+
     def _use_numba(self, t: torch.Tensor) -> bool:
         if t.device.type != "cpu" or self.backend in ("torch", "sparse"):
             return False

@@ -46,6 +46,8 @@ Usage::
     python examples/benchmarks/radon.py --sizes 512 --impls recon-numba recon-raw skimage --repeats 7
     python examples/benchmarks/radon.py --sizes 180 256 --angles 60 --impls recon-numba recon-torch recon-sparse
     python examples/benchmarks/radon.py --device cuda --sizes 256 512 --impls recon-torch recon-sparse
+    python examples/benchmarks/radon.py --sizes 256 512 1024 2048 --threads 1 --clock cpu --impls recon-numba astra
+    python examples/benchmarks/radon.py --sizes 4096 --angles 16 --threads 1 --clock cpu --impls recon-numba astra
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def _make(impl: str, op: str, n: int, n_angles: int, device: str = "cpu"):
                 return (A._forward if op == "forward" else A._adjoint), arg
             return (A if op == "forward" else A.adjoint), arg
 
+        setup.samples = Radon((n, n), angles_from_degrees(theta), backend="torch").n_samples
         return setup, lambda s: s[0](s[1])
     if impl == "skimage":
         from skimage.transform import iradon, radon
@@ -128,7 +131,8 @@ def _make(impl: str, op: str, n: int, n_angles: int, device: str = "cpu"):
     raise ValueError(f"unknown implementation {impl!r}")
 
 
-def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: int, device: str = "cpu") -> dict:
+def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: int, device: str = "cpu",
+             clock: str = "wall") -> dict:
     import torch
 
     if device != "cpu" and not impl.startswith("recon"):
@@ -156,20 +160,22 @@ def run_case(impl: str, op: str, n: int, n_angles: int, repeats: int, threads: i
         torch.cuda.reset_peak_memory_stats()
         base_gpu = torch.cuda.memory_allocated() / 2**20
     state = setup()
-    t0 = time.perf_counter()
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    t0 = now()
     run(state)  # warm-up (builds the sparse matrices of recon-sparse)
     sync()
-    first = time.perf_counter() - t0
+    first = now() - t0
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = now()
         run(state)
         sync()
-        times.append(time.perf_counter() - t0)
+        times.append(now() - t0)
     peak = peak_mb()
     if cuda:
         peak, base = torch.cuda.max_memory_allocated() / 2**20, base_gpu
     return {"median_s": float(np.median(times)), "min_s": float(min(times)), "first_s": first,
+            "samples": getattr(setup, "samples", None),
             "peak_delta_mb": peak - base, "peak_mb": peak, "peak_reset": reset}
 
 
@@ -183,11 +189,15 @@ def main(argv=None) -> None:
     p.add_argument("--impls", nargs="+", default=["recon-numba", "skimage", "astra"], choices=IMPLS,
                    help="recon-torch (the CUDA code path) is slow on CPU and off by default")
     p.add_argument("--device", default="cpu", help="cpu or cuda (recon implementations only)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: the process's CPU time (all its threads) instead of wall time: on a shared "
+                        "machine, compare single-threaded implementations by the work they do")
     p.add_argument("--case", nargs=3, metavar=("IMPL", "OP", "N"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.case:
         impl, op, n = args.case
-        print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads, args.device)))
+        print(json.dumps(run_case(impl, op, int(n), args.angles, args.repeats, args.threads, args.device,
+                                  args.clock)))
         return
     load_before = os.getloadavg()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -197,7 +207,8 @@ def main(argv=None) -> None:
         for op in ("forward", "adjoint"):
             for impl in args.impls:
                 cmd = [sys.executable, __file__, "--case", impl, op, str(n), "--angles", str(args.angles),
-                       "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device]
+                       "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device,
+                       "--clock", args.clock]
                 res = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if res.returncode != 0:
                     print(f"[{impl} {op} {n}] failed:\n{res.stderr[-2000:]}", file=sys.stderr)
@@ -210,10 +221,11 @@ def main(argv=None) -> None:
                 print(f"  {n}² {op:8s} {impl:12s} {out['median_s'] * 1e3:9.1f} ms", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     print(f"\nRadon benchmark: {args.angles} angles, float32, device {args.device}, {args.threads} threads, "
+          f"{'CPU' if args.clock == 'cpu' else 'wall'} time, "
           f"median of {args.repeats} (after warm-up); cpu count {os.cpu_count()}; "
           f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"{'size':>6} {'op':8} {'impl':12} {'median ms':>10} {'min ms':>8} {'first ms':>9} {'x skimage':>10} "
-          f"{'x sk.radon':>10} {'x torch':>8} {'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
+          f"{'x sk.radon':>10} {'x torch':>8} {'x astra':>8} {'ns/sample':>9} {'peak ΔRSS MB':>13} {'peak RSS MB':>12}")
 
     def ratio(ref, out):
         return f"{ref['median_s'] / out['median_s']:10.1f}" if ref else f"{'-':>10}"
@@ -223,12 +235,17 @@ def main(argv=None) -> None:
         ref_radon = next((o for m, q, i, o in rows if m == n and q == "forward" and i == "skimage"), None)
         ref_torch = next((o for m, q, i, o in rows if m == n and q == op and i == "recon-torch"), None)
         xt = f"{ref_torch['median_s'] / out['median_s']:8.1f}" if ref_torch else f"{'-':>8}"
+        ref_astra = next((o for m, q, i, o in rows if m == n and q == op and i == "astra"), None)
+        xa = f"{ref_astra['median_s'] / out['median_s']:8.2f}" if ref_astra else f"{'-':>8}"
+        nss = f"{out['median_s'] / out['samples'] * 1e9:9.2f}" if out.get("samples") else f"{'-':>9}"
         print(f"{n:>5}² {op:8} {impl:12} {out['median_s'] * 1e3:10.1f} {out['min_s'] * 1e3:8.1f} "
-              f"{out['first_s'] * 1e3:9.1f} {ratio(ref, out)} {ratio(ref_radon, out)} {xt} "
+              f"{out['first_s'] * 1e3:9.1f} {ratio(ref, out)} {ratio(ref_radon, out)} {xt} {xa} {nss} "
               f"{out['peak_delta_mb']:13.1f} {out['peak_mb']:12.1f}")
     print("(skimage adjoint = iradon(filter_name=None), a pixel-driven backprojection; x skimage = skimage "
           "median / median for the same op; x sk.radon = skimage radon (forward) median / median; x torch = "
-          "recon-torch median / median; with --device cuda the memory columns are GPU memory allocated)")
+          "recon-torch median / median; x astra = ASTRA CPU median / median for the same op; ns/sample = median "
+          "/ ray samples (bilinear interpolations) of the recon operator; with --device cuda the memory columns "
+          "are GPU memory allocated)")
 
 
 if __name__ == "__main__":
