@@ -8,6 +8,8 @@ issue-3 benchmarks: deblurring (Levin kernels, σ = 2.55/255, circular) and spar
     python examples/benchmarks/tune_solvers.py --task ct --prior drunet --weights scratch/weights/drunet.safetensors
     python examples/benchmarks/tune_solvers.py --task denoise --prior drunet --weights ...
     python examples/benchmarks/tune_solvers.py --task coordinate --n-images 1 --ct-size 0 --coord-steps 1000,2000
+    python examples/benchmarks/tune_solvers.py --task levels --prior drunet --threads 1 --first-image 392 \
+        --n-images 4 --size 128 --out levels.jsonl     # the defaults at other noise levels (issue 26)
     python examples/benchmarks/tune_solvers.py --task coordinate --n-images 1 --ct-size 0 --coord-steps 2000 \
         --coord-amp bf16 --coord-regularizer tv --coord-reg-per-sigma 1.29
 
