@@ -90,8 +90,9 @@ def auto_prior(measurement) -> tuple[str, str]:
 def pair_applies(measurement, solver: str, prior: str) -> tuple[bool, str]:
     """Whether ``(solver, prior)`` makes sense on ``measurement``; ``(False, reason)`` if not.
 
-    Decided by the solver's registry entry (``claims``, ``needs_prior``, ``applies_to``) and the
-    forward model's (2-D denoisers need an image unknown: ``image_input``).
+    Decided by the solver's registry entry (``claims``, ``needs_prior``, ``applies_to``: the forward
+    model's registry name or one of its tags) and the forward model's (2-D denoisers need an image
+    unknown: ``image_input``).
     """
     from .solvers import SOLVERS
 
@@ -110,7 +111,8 @@ def pair_applies(measurement, solver: str, prior: str) -> tuple[bool, str]:
         return False, f"solver {solver} does not use a denoiser prior (use prior none)"
     if prior == COORDINATE_PRIOR and solver != "coordinate":
         return False, "the coordinate prior is fitted by the coordinate solver"
-    if spec.applies_to is not None and measurement.forward_model not in spec.applies_to:
+    entry = measurement.entry
+    if spec.applies_to is not None and not {measurement.forward_model, *entry.tags} & set(spec.applies_to):
         return False, (f"{solver} needs a {' or '.join(spec.applies_to)} operator; "
                        f"{measurement.forward_model} has no {solver}")
     return True, ""

@@ -123,7 +123,8 @@ class SolverSpec:
         The hyper-parameter that counts its iterations (``n_iter``, ``n_steps``): what
         ``recon run --iterations N`` sets; ``None`` for a direct method (``fbp``).
     applies_to : tuple of str or None
-        Forward-model registry names it works on (``fbp``: ``("radon",)``); ``None``: every model.
+        Forward models it works on: registry names or registry tags (families: ``fbp``: ``("ct",)``,
+        so a new CT operator tagged ``ct`` gets it); ``None``: every model.
     claims : callable or None
         ``claims(measurement) -> bool``: a solver for one kind of data (real VLBI data with its
         station tables) applies only to the measurements it claims and is their default solver
@@ -383,7 +384,7 @@ SOLVERS: dict[str, SolverSpec] = {
         _spec("tv", tv_reconstruction, False, "tv", "total-variation reconstruction (Chambolle-Pock)",
               iteration_param="n_iter"),
         _spec("fbp", fbp, False, "fbp", "filtered back-projection (tomography only)", iteration_param=None,
-              applies_to=("radon",)),
+              applies_to=("ct",)),
         _spec("coordinate", fit_coordinate_network, False, "coordinate",
               "coordinate network (MLP over an encoding) fitted through the operator", iteration_param="n_steps"),
         _spec("pnp-pgd", pnp_pgd, True, "pgd", "plug-and-play proximal gradient", iteration_param="n_iter"),
