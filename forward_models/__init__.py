@@ -5,7 +5,8 @@ batched tensors ``(B, *in_shape) -> (B, *out_shape)``; all of them are listed in
 :data:`REGISTRY`, which drives the adjoint tests, the ``recon`` command and sweeps.
 """
 
-from .base import AdjointOperator, ComposedOperator, LinearOperator, ScaledOperator, SumOperator, check_tensor
+from .base import (AdjointOperator, ComposedOperator, LinearOperator, ScaledOperator, SumOperator, check_float,
+                   check_tensor)
 from .cg import CGInfo, conjugate_gradient
 from .registry import REGISTRY, OperatorEntry, get_entry, primary_names, read_geometry, register, write_geometry
 from .identity import Identity
@@ -20,7 +21,7 @@ __all__ = [
     "LinearOperator",
     "OperatorEntry", "REGISTRY", "Radon", "ScaledOperator", "SumOperator", "add_gaussian_noise", "add_poisson_noise",
     "angles_from_degrees", "blackhole",
-    "check_tensor", "conjugate_gradient", "disk_kernel", "fbp", "finite_difference", "finite_difference_adjoint",
+    "check_float", "check_tensor", "conjugate_gradient", "disk_kernel", "fbp", "finite_difference", "finite_difference_adjoint",
     "gaussian_kernel", "get_entry", "load_kernel",
     "motion_kernel", "primary_names", "read_geometry", "register", "write_geometry",
 ]

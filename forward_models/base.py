@@ -37,6 +37,34 @@ from torch import nn
 from .cg import CGInfo, conjugate_gradient
 
 
+def check_float(value: Any, name: str, *, positive: bool = False, meaning: str = "") -> float:
+    """``value`` as a finite float (``positive``: also ``> 0``), else one ``ValueError`` naming ``name``.
+
+    Parameters
+    ----------
+    value : any
+        A number or a string of one (``bool`` is refused).
+    name : str
+        The argument or option as the user wrote it (``"center"``, ``"--scale"``).
+    positive : bool
+        Require ``value > 0``.
+    meaning : str
+        Appended to "must be a positive/finite number", e.g. ``" (image pixels)"``.
+
+    Returns
+    -------
+    float
+    """
+    kind = "a positive number" if positive else "a finite number"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(value, bool) or not math.isfinite(v) or (positive and v <= 0):
+        raise ValueError(f"{name} must be {kind}{meaning}, got {value!r}")
+    return v
+
+
 def check_tensor(x: Any, name: str, shape: tuple[int, ...] | None = None, *, allow_complex: bool = False) -> None:
     """Raise a clear ``TypeError``/``ValueError`` naming ``name`` unless ``x`` is a finite float tensor.
 

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import LinearOperator, check_tensor
+from .base import LinearOperator, check_float, check_tensor
 from .registry import register
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
@@ -129,26 +129,11 @@ def _check_detector(n_det, spacing, center, det_size):
         if isinstance(n_det, bool) or not isinstance(n_det, (int, np.integer)) or n_det < 1:
             raise ValueError(f"n_detectors must be a positive integer, got {n_det!r}")
         n_det = int(n_det)
-    try:
-        spacing = float(spacing)
-    except (TypeError, ValueError):
-        raise ValueError(f"detector_spacing must be a positive number (image pixels), got {spacing!r}") from None
-    if not (math.isfinite(spacing) and spacing > 0):
-        raise ValueError(f"detector_spacing must be a positive number (image pixels), got {spacing!r}")
+    spacing = check_float(spacing, "detector_spacing", positive=True, meaning=" (image pixels)")
     if center is not None:
-        try:
-            center = float(center)
-        except (TypeError, ValueError):
-            raise ValueError(f"center must be a detector column coordinate, got {center!r}") from None
-        if not math.isfinite(center):
-            raise ValueError(f"center must be finite, got {center!r}")
+        center = check_float(center, "center", meaning=" (a detector column coordinate)")
     if det_size is not None:
-        try:
-            det_size = float(det_size)
-        except (TypeError, ValueError):
-            raise ValueError(f"detector_pixel_size must be a positive length in metres, got {det_size!r}") from None
-        if not (math.isfinite(det_size) and det_size > 0):
-            raise ValueError(f"detector_pixel_size must be a positive length in metres, got {det_size!r}")
+        det_size = check_float(det_size, "detector_pixel_size", positive=True, meaning=" (a length in metres)")
     return n_det, spacing, center, det_size
 
 

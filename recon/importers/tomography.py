@@ -407,8 +407,10 @@ def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = Non
     for name, v in (("bin_detector", bin_detector), ("bin_angles", bin_angles)):
         if isinstance(v, bool) or int(v) != v or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if zingers is not None and not (math.isfinite(zingers) and zingers > 0):
-        raise ValueError(f"--zingers must be a positive threshold (Poisson sigmas), got {zingers!r}")
+    from forward_models import check_float
+
+    if zingers is not None:
+        zingers = check_float(zingers, "--zingers", positive=True, meaning=" (a threshold in Poisson sigmas)")
     rec: dict = {"layout": scan.layout, "rows": list(scan.rows), "detector_rows": scan.n_rows, "flat": flat,
                  "n_flats": int(scan.flats.shape[0]), "n_darks": int(scan.darks.shape[0]),
                  "zingers": zingers, "rings": bool(rings), "bin_detector": int(bin_detector),
@@ -464,13 +466,9 @@ def _estimate_sigma(y: np.ndarray, w: np.ndarray | None) -> float:
 def _parse_center(center):
     if center is None or center == "auto":
         return "auto"
-    try:
-        v = float(center)
-    except (TypeError, ValueError):
-        raise ValueError(f"--center must be 'auto' or a detector column (number), got {center!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"--center must be finite, got {center!r}")
-    return v
+    from forward_models import check_float
+
+    return check_float(center, "--center", meaning=" (a detector column) or 'auto'")
 
 
 def _parse_rows(rows):
@@ -537,11 +535,10 @@ def import_scan(path, *, format: str = "auto", slice: int | None = None, rows=No
     if weights not in ("counts", "none"):
         raise ValueError(f"--weights must be 'counts' or 'none', got {weights!r}")
     center_opt = _parse_center(center)
+    from forward_models import check_float
+
     if scale != "auto":
-        try:
-            scale = float(scale)
-        except (TypeError, ValueError):
-            raise ValueError(f"--scale must be 'auto' or a positive number, got {scale!r}") from None
+        scale = check_float(scale, "--scale", positive=True, meaning=" or 'auto'")
     scan = read_scan(path, layout=fmt, slice=slice, rows=_parse_rows(rows))
     pre = preprocess(scan, flat=flat, zingers=zingers, rings=rings, bin_detector=bin_detector,
                      bin_angles=bin_angles, path=path)
@@ -574,9 +571,7 @@ def import_scan(path, *, format: str = "auto", slice: int | None = None, rows=No
         s = float(np.percentile(rough, 99.9))
         scale_v = s if (math.isfinite(s) and s > 0) else 1.0
     else:
-        scale_v = float(scale)
-        if not (math.isfinite(scale_v) and scale_v > 0):
-            raise ValueError(f"--scale must be 'auto' or a positive number, got {scale!r}")
+        scale_v = scale
     sino = sino / scale_v
     rec["value_scale"] = scale_v
     rec["value_units"] = ("image values are attenuation per image pixel / value_scale (x value_scale / "
