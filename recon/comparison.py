@@ -42,8 +42,16 @@ COLUMNS = ("forward_model", "file", "prior", "solver", "status", "psnr", "ssim",
            "iterations", "note")
 #: Columns that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_COLUMNS = ("wall_time_s", "job_s")
-#: Solvers that need no prior and may be named among the priors (``--priors drunet,tv,fbp``).
-SOLVER_PRIORS = ("fbp",)
+
+
+def solver_priors() -> tuple[str, ...]:
+    """Solvers that may be named among the priors (``--priors drunet,tv,fbp``): the registered ones that
+    use no prior and are specific to some forward models (``applies_to``: fbp, the black-hole fits)."""
+    from .solvers import SOLVERS
+
+    return tuple(n for n, s in SOLVERS.items() if s.needs_prior is False and s.applies_to is not None)
+
+
 #: Sub-folder of the report folder holding one finished job per ``KEY.json`` / ``KEY.npy`` pair.
 JOBS_DIR = "jobs"
 
@@ -101,7 +109,7 @@ def run_job(spec: JobSpec) -> dict:
     try:
         m = spec.measurement if spec.measurement is not None else workflow.load_measurement(spec.path)
         row["forward_model"] = m.forward_model
-        prior = NO_PRIOR if spec.prior in SOLVER_PRIORS else spec.prior  # fbp: a solver, no prior
+        prior = NO_PRIOR if spec.prior in solver_priors() else spec.prior  # fbp: a solver, no prior
         r = workflow.reconstruct(m, solver=spec.solver, prior=prior, device=spec.device, seed=spec.seed,
                                  threads=spec.threads, **spec.options)
     except FileNotFoundError as e:  # learned weights not installed
@@ -484,7 +492,7 @@ def plan_jobs(paths, priors, *, solver: str = "auto", iterations=None, options=N
     idx = 0
     for p, m in measurements.items():
         for prior in priors:
-            if prior in SOLVER_PRIORS:
+            if prior in solver_priors():
                 sol, check_prior = prior, NO_PRIOR
             else:
                 sol = default_solver(prior, m) if solver in (None, "auto") or not prior_is_denoiser(prior) \
@@ -724,7 +732,7 @@ def known_priors() -> tuple[str, ...]:
     from .solvers import SOLVERS
 
     own = [p for spec in SOLVERS.values() for p in spec.own_priors]
-    names = (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *SOLVER_PRIORS, *own)
+    names = (*DENOISERS, COORDINATE_PRIOR, NO_PRIOR, *solver_priors(), *own)
     return tuple(dict.fromkeys(names))  # each once, in order
 
 
@@ -761,7 +769,7 @@ def check_report_folder(folder: Path, inputs) -> None:
                                           "or choose another -o folder")
 
 
-__all__ = ["COLUMNS", "CompareResult", "JOBS_DIR", "JobProgress", "JobSpec", "SOLVER_PRIORS", "TIMING_COLUMNS",
+__all__ = ["COLUMNS", "CompareResult", "JOBS_DIR", "JobProgress", "JobSpec", "solver_priors", "TIMING_COLUMNS",
            "compare", "compare_files", "csv_text", "job_key", "load_job", "markdown_table", "measurement_sha256", "plan_jobs",
            "run_job", "save_job", "table_rows"]
 

@@ -190,3 +190,24 @@ def test_compare_takes_measurements_and_fbp(tmp_path):
     x_ref, _ = fbp(ct.operator(), torch.as_tensor(ct.y)[None].float(), filter="hann")
     idx = res.rows.index(st[("radon", "fbp")])
     np.testing.assert_allclose(res.reconstructions[idx], x_ref[0].numpy(), atol=1e-5)
+
+
+def test_compare_offers_the_model_specific_solvers_of_the_registry(tmp_path):
+    """Solvers that use no prior and apply to some models only (fbp, the black-hole fits) are compare columns,
+    taken from the registry: blackhole-voxels runs on the black-hole file as `reconstruct` would, n/a on blur."""
+    from pathlib import Path
+
+    import recon
+    from recon.comparison import solver_priors
+    from recon.solvers import SOLVERS
+
+    expected = {n for n, s in SOLVERS.items() if s.needs_prior is False and s.applies_to}
+    assert set(solver_priors()) == expected and {"fbp", "blackhole-voxels"} <= expected
+    data = Path(__file__).resolve().parents[2] / "data"
+    bh, blur = recon.load_measurement(data / "blackhole.h5"), recon.load_measurement(data / "blur.h5")
+    res = recon.compare([bh, blur], priors=["blackhole-voxels"], out=tmp_path / "r", iterations=3)
+    st = {r["forward_model"]: r for r in res.rows}
+    assert st["blackhole"]["status"] == "ok" and st["blackhole"]["solver"] == "blackhole-voxels"
+    assert st["blur"]["status"] == "n/a"
+    ref = recon.reconstruct(bh, solver="blackhole-voxels", prior="none", iterations=3)
+    np.testing.assert_allclose(res.reconstructions[res.rows.index(st["blackhole"])], np.asarray(ref.x), atol=1e-5)
