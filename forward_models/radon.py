@@ -53,6 +53,7 @@ gathers elsewhere), with the detector geometry (``u = x·θ/spacing + center``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import warnings
@@ -225,8 +226,21 @@ def _numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-@torch.compiler.disable  # numba's dispatcher cannot be traced: torch.compile runs this call eagerly
 def _run_numba(name: str, *args):
+    """``_call_numba(name, *args)``; under ``torch.compile`` through ``torch.compiler.disable`` (numba's
+    dispatcher cannot be traced, so the call runs eagerly).  The disabled wrapper is made on first use
+    under compile: decorating at import would import ``torch._dynamo``, about 1 s of every start-up."""
+    if torch.compiler.is_compiling():
+        return _eager_numba()(name, *args)
+    return _call_numba(name, *args)
+
+
+@functools.cache
+def _eager_numba():
+    return torch.compiler.disable(_call_numba)
+
+
+def _call_numba(name: str, *args):
     """Call ``_radon_numba.<name>(*args)`` with ``torch.get_num_threads()`` threads.
 
     numba's OpenMP pool shares the ``libgomp`` runtime with torch and, when it starts (first
