@@ -175,7 +175,8 @@ def load_state(path: str | os.PathLike, *, run_key: dict | None = None, device="
 
     Besides the run key, every field is checked: the iteration is a whole number >= 0 that
     agrees with the state's, and every array is finite (the solver then checks the iteration
-    against its budget and the shapes against the problem, see ``Tracker.restore``).
+    against its budget and the shapes against the problem, see
+    ``recon.solvers.iterative.IterativeSolver.load_state_dict``).
     """
     import h5py
 
