@@ -229,7 +229,8 @@ def level_grids(task: str, sigma: float) -> dict[str, list[dict]]:
     # CT (drunet): λ = c σ² (σ in sinogram units) and the last denoiser level (image units; default 0.045)
     return {"pnp-admm": [{}] + [dict(lam_per_sigma2=c, denoiser_sigma_end=e)
                                 for c, e in ((0.416, 0.02), (0.416, 0.03), (0.416, 0.07), (0.416, 0.1),
-                                             (0.8, 0.045), (0.25, 0.02), (0.25, 0.045))]}
+                                             (0.8, 0.045), (0.25, 0.02), (0.25, 0.045))],
+            "hqs": [{}] + [dict(lam=v, sigma_end=e) for v in (0.3, 1.0) for e in (0.01, 0.03, 0.05)]}
 
 
 def _level_problems(task: str, sigma: float, level_index: int, args) -> list[tuple]:
