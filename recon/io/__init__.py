@@ -36,7 +36,7 @@ One job per module; every public name is re-exported here (``recon.io.<name>``):
 ``output``          output ownership (replace only recon's files, never an input)
 ``measurement``     :class:`Measurement`, ``read_measurement`` / ``write_measurement``
 ``reconstruction``  :class:`Reconstruction`, ``read_reconstruction`` / ``write_reconstruction``
-``fits``            ``write_fits`` and ``check_sky_grid``
+``fits``            ``write_fits`` (images and Stokes cubes) and ``check_sky_grid``
 ==================  ==============================================================
 """
 
@@ -47,7 +47,7 @@ from __future__ import annotations
 from forward_models.atomic import atomic_path, atomic_write_bytes, atomic_write_files, sha256_file
 
 from .errors import MeasurementFileError
-from .fits import check_sky_grid, write_fits
+from .fits import STOKES_CODES, check_sky_grid, write_fits
 from .format import (FORMAT_MEASUREMENT, FORMAT_RECONSTRUCTION, FORMAT_VERSION, json_default, parse_version,
                      software_version)
 from .geometry import expected_geometry, forward_model_registry, normalise_geometry
@@ -67,5 +67,5 @@ __all__ = [
     "expected_geometry", "file_kind", "forward_model_registry", "h5_bytes", "is_recon_file", "json_default",
     "max_elements", "max_ray_samples", "measurement_bytes", "normalise_geometry", "parse_version",
     "read_header", "read_measurement", "read_reconstruction", "reconstruction_bytes", "sha256_file",
-    "software_version", "tag_png", "write_fits", "write_measurement", "write_reconstruction",
+    "STOKES_CODES", "software_version", "tag_png", "write_fits", "write_measurement", "write_reconstruction",
 ]
