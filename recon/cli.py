@@ -191,14 +191,15 @@ def cmd_run(args, argv) -> int:
     progress = True if args.progress else (False if args.quiet else None)  # None: a bar only in a terminal
     if not args.quiet:
         _print_budget(m, solver, args.prior, options)
+    # what a checkpoint or the finished rows of --by-row must match to be continued
+    run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
+               "seed": args.seed, "dtype": args.dtype,
+               "weights_sha256": _sha(args.weights) if args.weights else "", "x0_sha256": x0_sha}
     ckpt = None
     if args.checkpoint_every or args.resume:
         from .checkpoint import Checkpointer, replaceable_checkpoint
 
         ckpt_path = Path(args.checkpoint) if args.checkpoint else out.with_name(out.name + ".ckpt")
-        run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
-                   "seed": args.seed, "dtype": args.dtype,
-                   "weights_sha256": _sha(args.weights) if args.weights else "", "x0_sha256": x0_sha}
         check_output_path(ckpt_path, [*inputs, out], what="checkpoint",
                           replace=lambda p: replaceable_checkpoint(p, run_key))
         ckpt = Checkpointer(ckpt_path, every=args.checkpoint_every or 0, resume=args.resume, run_key=run_key)
@@ -212,8 +213,6 @@ def cmd_run(args, argv) -> int:
         rows_dir = out.with_name(out.name + ".rows")
         if any(rows_dir.resolve() == Path(p).resolve() for p in inputs):
             raise BadInput(f"{rows_dir}: the per-row results folder is an input of the run")
-        run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
-                   "seed": args.seed, "dtype": args.dtype, "weights_sha256": _sha(args.weights) if args.weights else ""}
         r = reconstruct_rows(m, rows_dir=rows_dir, run_key=run_key, progress=not args.quiet,
                              solve=lambda mr: workflow.reconstruct(mr, solver=solver, prior=args.prior, device=device,
                                                                    seed=args.seed, threads=threads, dtype=args.dtype,
