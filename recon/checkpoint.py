@@ -226,12 +226,10 @@ class Checkpointer:
     def run(self, measurement, *, solver: str, prior: str, device: str = "cpu", **kwargs):
         from . import workflow
         from .methods import default_solver
-        from .solvers import SOLVERS
+        from .solvers import get_solver
 
         name = default_solver(prior, measurement) if solver in (None, "auto") else solver
-        if name not in SOLVERS:
-            raise ValueError(f"unknown solver {name!r}; known: {', '.join(sorted(SOLVERS))}")
-        if not SOLVERS[name].resumable:
+        if not get_solver(name).resumable:
             print(f"note: solver {name} does not expose its state; checkpoints are not written and --resume "
                   "restarts from the beginning (same result)", file=sys.stderr)
             return workflow.reconstruct(measurement, solver=name, prior=prior, device=device, **kwargs)

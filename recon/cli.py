@@ -191,10 +191,12 @@ def cmd_run(args, argv) -> int:
     progress = True if args.progress else (False if args.quiet else None)  # None: a bar only in a terminal
     if not args.quiet:
         _print_budget(m, solver, args.prior, options)
+    from .io import sha256_file
+
     # what a checkpoint or the finished rows of --by-row must match to be continued
     run_key = {"input_sha256": m.sha256, "solver": solver, "prior": args.prior, "options": options,
                "seed": args.seed, "dtype": args.dtype,
-               "weights_sha256": _sha(args.weights) if args.weights else "", "x0_sha256": x0_sha}
+               "weights_sha256": sha256_file(args.weights) if args.weights else "", "x0_sha256": x0_sha}
     ckpt = None
     if args.checkpoint_every or args.resume:
         from .checkpoint import Checkpointer, replaceable_checkpoint
@@ -396,12 +398,6 @@ def _read_start_point(path: str, m):
     return np.asarray(x0, dtype=np.float64), sha
 
 
-def _sha(path) -> str:
-    from .io import sha256_file
-
-    return sha256_file(path)
-
-
 def _sky_fn(m):
     """A function returning FITS WCS arguments for ``m``'s operator, or ``BadInput`` if it has no sky."""
     from .vlbi.data import is_vlbi_measurement
@@ -471,7 +467,7 @@ def fits_annotations(r, info: dict, *, command: str, input_path: str) -> dict:
     history = list(out.get("history") or [])
     history += [f"recon {software_version()}: {method_label(r.solver, r.prior)}",
                 f"command: {command}",
-                f"input: {Path(input_path).name} sha256 {sha256_file(input_path)}",
+                f"input: {Path(input_path).name} sha256 {r.measurement.sha256 or sha256_file(input_path)}",
                 f"image: {what}"]
     out["history"] = history
     return out

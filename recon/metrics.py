@@ -17,8 +17,10 @@ def quality_metrics(x: np.ndarray, truth: np.ndarray | None, *, image: bool) -> 
 
     Images are compared with data range 1 (intensities in [0, 1]) on the estimate
     clipped to [0, 1]; other unknowns (e.g. 3-D emission) with the truth's range.
-    Both from :mod:`priors.metrics` (SSIM of a non-image volume: scikit-image's n-D SSIM),
-    plus, for non-images, :func:`pearson_over_support`.
+    PSNR from :mod:`priors.metrics`. SSIM of images ``(C, H, W)``: :func:`priors.metrics.ssim`
+    (Gaussian window, sigma 1.5, 11 pixels; none below 11 pixels); of anything else (a volume):
+    scikit-image's n-D ``structural_similarity`` (its 7-voxel uniform window; none below 7).
+    Non-images also get :func:`pearson_over_support`.
     """
     if truth is None:
         return {"psnr": None, "ssim": None}

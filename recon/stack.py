@@ -113,14 +113,14 @@ def reconstruct_rows(m: Measurement, *, rows_dir, run_key: dict, solve: Callable
     rows_dir = Path(rows_dir)
     n = row_count(m)
     _check_run(rows_dir, run_key)
-    done = [r for r in range(n) if _row_path(rows_dir, r).is_file()]
+    done = {r for r in range(n) if _row_path(rows_dir, r).is_file()}
     if progress and done:
         print(f"resuming: {len(done)} of {n} rows already done in {rows_dir}", file=sys.stderr)
     spent = []
     for row in range(n):
-        path = _row_path(rows_dir, row)
-        if path.is_file():
+        if row in done:
             continue
+        path = _row_path(rows_dir, row)
         t0 = time.perf_counter()
         r = solve(row_measurement(m, row))
         meta = {"solver": r.solver, "prior": r.prior, "options": r.options, "metrics": r.metrics,
@@ -128,7 +128,7 @@ def reconstruct_rows(m: Measurement, *, rows_dir, run_key: dict, solve: Callable
         _write_row(path, np.asarray(r.x), meta)
         spent.append(time.perf_counter() - t0)
         if progress:
-            left = sum(1 for k in range(row + 1, n) if not _row_path(rows_dir, k).is_file())
+            left = n - len(done) - len(spent)
             eta = left * sum(spent) / len(spent)
             print(f"row {row + 1}/{n} done in {spent[-1]:.1f} s; {n - left} of {n} rows done, ETA {eta:.0f} s",
                   file=sys.stderr, flush=True)

@@ -127,7 +127,9 @@ class VisibilityTomography(ObservedTomography):
         """Observe ``tomography``'s movie (``fov_M`` M on a side) with a :class:`UVCoverage`."""
         obs = VisibilityOperator.from_coverage(coverage, image_shape=tomography.image_shape, fov_M=fov_M,
                                                scale=scale, n_stokes=tomography.n_stokes)
-        return cls(tomography, obs.u.numpy(), obs.v.numpy(), psize_rad=obs.psize_rad, mask=obs.mask.numpy())
+        self = cls.__new__(cls)  # the observation is built: do not build it again from (u, v)
+        ObservedTomography.__init__(self, tomography, obs)
+        return self
 
     def geometry(self):
         geo = self.tomography.geometry()

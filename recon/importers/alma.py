@@ -177,51 +177,45 @@ def import_alma(path, *, command: str = "", spin: float | None = None, inclinati
     return m
 
 
-def _load(path, *, command: str = "", lc_spin=None, lc_inclination=None, lc_rays=None, lc_fov=None, lc_samples=None,
-          lc_grid=None, lc_bin_minutes=None, lc_t_start=None, lc_t_end=None, lc_subtract_qu=None, lc_sigma=None,
-          lc_magnetic_field=None, lc_polarized_fraction=None, lc_group=None, **unknown):
+#: the ``recon import`` options: keyword of :func:`import_alma` -> (type, metavar, help); each is
+#: ``--lc-<keyword>`` on the command line (every default None: unset, so DEFAULTS apply)
+OPTIONS = {
+    "spin": (float, None, f"model spin a/M (default {DEFAULTS['spin']})"),
+    "inclination": (float, "DEG", f"model observer inclination in degrees (default {DEFAULTS['inclination']})"),
+    "rays": (int, "N", f"rays per screen axis (default {DEFAULTS['rays']})"),
+    "fov": (float, "M", f"screen and grid half-width in M (default {DEFAULTS['fov']})"),
+    "samples": (int, "N", f"samples per ray (default {DEFAULTS['samples']})"),
+    "grid": (int, "N", f"emission voxels per axis (default {DEFAULTS['grid']})"),
+    "bin_minutes": (float, "MIN", "average into bins of this width (default: no binning)"),
+    "t_start": (float, "UTC_HOURS", "first time kept (UTC hours)"),
+    "t_end": (float, "UTC_HOURS", "last time kept (UTC hours)"),
+    "subtract_qu": (str, "Q,U", "constant background Q,U in Jy to subtract (quiescent disk)"),
+    "sigma": (str, "SI,SQ,SU", "per-Stokes uncertainties in Jy where the file gives none"),
+    "magnetic_field": (str, None, "vertical, radial, toroidal or 'b_r,b_z,b_phi' (default vertical)"),
+    "polarized_fraction": (float, None,
+                           f"local linear polarization fraction (default {DEFAULTS['polarized_fraction']})"),
+    "group": (str, None, "HDF5 group holding the datasets (default: the root)"),
+}
+
+
+def _load(path, *, command: str = "", **options):
+    """The importer's entry: ``lc_<keyword>`` options (argparse's names) -> :func:`import_alma`."""
+    kw = {k[3:]: v for k, v in options.items() if k.startswith("lc_") and k[3:] in OPTIONS}
+    unknown = set(options) - {f"lc_{k}" for k in kw}
     if unknown:
         raise ValueError(f"{NAME} import: unknown option(s) {sorted(unknown)}")
-    return import_alma(path, command=command, spin=lc_spin, inclination=lc_inclination, rays=lc_rays, fov=lc_fov,
-                       samples=lc_samples, grid=lc_grid, bin_minutes=lc_bin_minutes, t_start=lc_t_start,
-                       t_end=lc_t_end, subtract_qu=lc_subtract_qu, sigma=lc_sigma, magnetic_field=lc_magnetic_field,
-                       polarized_fraction=lc_polarized_fraction, group=lc_group)
+    return import_alma(path, command=command, **kw)
 
 
 def add_arguments(group) -> None:
-    """``recon import`` options of the alma-lightcurve format (every default None: unset)."""
-    d = DEFAULTS
-    group.add_argument("--lc-spin", dest="lc_spin", type=float, default=None,
-                       help=f"alma-lightcurve: model spin a/M (default {d['spin']})")
-    group.add_argument("--lc-inclination", dest="lc_inclination", type=float, default=None, metavar="DEG",
-                       help=f"alma-lightcurve: model observer inclination in degrees (default {d['inclination']})")
-    group.add_argument("--lc-rays", dest="lc_rays", type=int, default=None, metavar="N",
-                       help=f"alma-lightcurve: rays per screen axis (default {d['rays']})")
-    group.add_argument("--lc-fov", dest="lc_fov", type=float, default=None, metavar="M",
-                       help=f"alma-lightcurve: screen and grid half-width in M (default {d['fov']})")
-    group.add_argument("--lc-samples", dest="lc_samples", type=int, default=None, metavar="N",
-                       help=f"alma-lightcurve: samples per ray (default {d['samples']})")
-    group.add_argument("--lc-grid", dest="lc_grid", type=int, default=None, metavar="N",
-                       help=f"alma-lightcurve: emission voxels per axis (default {d['grid']})")
-    group.add_argument("--lc-bin-minutes", dest="lc_bin_minutes", type=float, default=None, metavar="MIN",
-                       help="alma-lightcurve: average into bins of this width (default: no binning)")
-    group.add_argument("--lc-t-start", dest="lc_t_start", type=float, default=None, metavar="UTC_HOURS",
-                       help="alma-lightcurve: first time kept (UTC hours)")
-    group.add_argument("--lc-t-end", dest="lc_t_end", type=float, default=None, metavar="UTC_HOURS",
-                       help="alma-lightcurve: last time kept (UTC hours)")
-    group.add_argument("--lc-subtract-qu", dest="lc_subtract_qu", default=None, metavar="Q,U",
-                       help="alma-lightcurve: constant background Q,U in Jy to subtract (quiescent disk)")
-    group.add_argument("--lc-sigma", dest="lc_sigma", default=None, metavar="SI,SQ,SU",
-                       help="alma-lightcurve: per-Stokes uncertainties in Jy where the file gives none")
-    group.add_argument("--lc-magnetic-field", dest="lc_magnetic_field", default=None,
-                       help="alma-lightcurve: vertical, radial, toroidal or 'b_r,b_z,b_phi' (default vertical)")
-    group.add_argument("--lc-polarized-fraction", dest="lc_polarized_fraction", type=float, default=None,
-                       help=f"alma-lightcurve: local linear polarization fraction (default {d['polarized_fraction']})")
-    group.add_argument("--lc-group", dest="lc_group", default=None,
-                       help="alma-lightcurve: HDF5 group holding the datasets (default: the root)")
+    """``recon import`` options of the alma-lightcurve format: ``--lc-<keyword>`` for each of :data:`OPTIONS`."""
+    for key, (kind, metavar, text) in OPTIONS.items():
+        extra = {"type": kind} if kind is not str else {}
+        group.add_argument(f"--lc-{key.replace('_', '-')}", dest=f"lc_{key}", default=None, metavar=metavar,
+                           help=f"{NAME}: {text}", **extra)
 
 
 register_importer(Importer(NAME, "ALMA-style polarized light curve (UTC hours; I, Q, U in Jy; CSV or HDF5) -> "
                                  "blackhole-lightcurve", sniff, _load, add_arguments))
 
-__all__ = ["DEFAULTS", "NAME", "import_alma", "sniff"]
+__all__ = ["DEFAULTS", "NAME", "OPTIONS", "import_alma", "sniff"]

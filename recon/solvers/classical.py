@@ -15,7 +15,7 @@ from forward_models.cg import batch_dot, cg_step
 from forward_models.gradient import finite_difference, finite_difference_adjoint
 
 from .common import (call_denoiser, check_int, check_measurement, check_positive, clamp_sigma, denoiser_on,
-                     fidelity_on, initial_point, resolve_device)
+                     fidelity_on, initial_point)
 from .fidelity import DataFidelity
 from .history import History
 from .iterative import IterativeSolver, relative_change, require_finite
@@ -263,9 +263,8 @@ def fbp(A, y: torch.Tensor, *, filter: str = "ramp", truth=None, device=None, **
     if not callable(getattr(A, "fbp", None)):
         raise ValueError(f"solver 'fbp' needs an operator with an fbp method (Radon); "
                          f"{type(A).__name__} has none")
-    dev = resolve_device(device, y)
-    y = y.to(dev)
-    return FBP(DataFidelity(A, y), filter=filter, options=kw).run(truth=truth, progress=False)
+    fid = fidelity_on(DataFidelity(A, y), device)
+    return FBP(fid, filter=filter, options=kw).run(truth=truth, progress=False)
 
 
 class FBP(IterativeSolver):
