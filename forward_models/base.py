@@ -219,12 +219,16 @@ class LinearOperator(nn.Module):
     in_shape, out_shape : tuple of int
     output_complex : bool
         Whether ``A x`` is complex for real ``x`` (e.g. a visibility operator).
+    nonnegative : bool
+        Whether every entry of the matrix ``A`` is ``>= 0`` (projections, blurs with a nonnegative
+        kernel): :meth:`norm` then starts its power iteration from a constant image.
     """
 
     in_shape: tuple[int, ...] = ()
     out_shape: tuple[int, ...] = ()
     output_complex: bool = False
     input_complex: bool = False
+    nonnegative: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -327,13 +331,20 @@ class LinearOperator(nn.Module):
     def norm(self, *, n_iter: int = 200, tol: float = 1e-9, seed: int = 0, recompute: bool = False) -> float:
         """Operator 2-norm (largest singular value) by power iteration on ``AᵀA``, cached.
 
-        Runs in float64 on the device of the operator's buffers.
+        Runs in float64 on the device of the operator's buffers, from a random start (``seed``), or
+        from a constant image when the operator is :attr:`nonnegative`: ``AᵀA`` then has nonnegative
+        entries, so (Perron–Frobenius) its top eigenvector is nonnegative and close to a smooth bump,
+        which a constant has a large share of -- about half the iterations of a random start for
+        Radon (``docs/ct_performance.md``).
         """
         if self._norm_cache is not None and not recompute:
             return self._norm_cache
         device = next((b.device for b in self.buffers()), torch.device("cpu"))
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        x = torch.randn((1, *self.in_shape), generator=g, dtype=torch.float64).to(device)
+        if self.nonnegative and not self.input_complex:
+            x = torch.ones((1, *self.in_shape), dtype=torch.float64, device=device)
+        else:
+            g = torch.Generator(device="cpu").manual_seed(seed)
+            x = torch.randn((1, *self.in_shape), generator=g, dtype=torch.float64).to(device)
         if self.input_complex:
             x = torch.complex(x, torch.randn_like(x))
         x = x / torch.linalg.vector_norm(x)

@@ -306,6 +306,8 @@ class Radon(LinearOperator):
         Physical image pixel size in metres (``detector_pixel_size / detector_spacing``), if known.
     """
 
+    nonnegative = True  # bilinear interpolation weights times the step: a nonnegative matrix
+
     def __init__(self, image_shape, angles, *, n_detectors: int | None = None, detector_spacing: float = 1.0,
                  center: float | None = None, detector_pixel_size: float | None = None, channels: int = 1,
                  backend: str = "auto", chunk_samples: int = 2 ** 20):
