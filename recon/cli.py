@@ -328,11 +328,10 @@ def help_options(solver: str) -> str:
         raise BadInput(f"--solver {solver!r} is not a solver; known: {', '.join(SOLVERS)}")
     spec = SOLVERS[solver]
     sig = dict(inspect.signature(spec.algorithm).parameters)
-    if solver == "coordinate":
-        from priors.coordinate import image_field
-
-        sig.update({("field_seed" if k == "seed" else k): v
-                    for k, v in inspect.signature(image_field).parameters.items() if k != "in_shape"})
+    if spec.field is not None:  # the network's own keyword arguments (e.g. degree, width, depth)
+        for k, v in inspect.signature(spec.field()).parameters.items():
+            if v.kind == v.KEYWORD_ONLY:
+                sig.setdefault("field_seed" if k == "seed" else k, v)
     doc = inspect.getdoc(spec.algorithm) or ""
     lines = [f"{solver}: {spec.description}", "",
              "options (recon run --solver %s --option KEY=VALUE; iterations=N is mapped onto the solver's "

@@ -135,6 +135,11 @@ class SolverSpec:
     needs_measurement : bool
         ``run`` also takes ``measurement=`` (the :class:`recon.io.Measurement`, for data beyond
         ``A`` and ``y``) and ``seed=``.
+    field : callable or None
+        ``field()`` returns what builds the network a fitting solver trains (imported on use;
+        ``coordinate``: :func:`priors.coordinate.image_field`, ``blackhole-network``:
+        :class:`recon.blackhole.EmissionField`): its keyword-only arguments are options of the solver
+        too (its ``seed`` as ``field_seed``), with the defaults of its signature.
     """
 
     name: str
@@ -149,6 +154,7 @@ class SolverSpec:
     claims: Callable | None = None
     own_priors: tuple = ()
     needs_measurement: bool = False
+    field: Callable | None = None
 
     def __call__(self, *args, **kwargs):
         return self.run(*args, **kwargs)
@@ -365,11 +371,17 @@ def _run_coordinate(A, y, *, weights=None, x0=None, truth=None, callback=None, d
     return torch.cat(outs, dim=0), hist
 
 
-def _spec(name, algorithm, needs_prior, kind, description, *, iteration_param, applies_to=None):
+def _image_field():
+    from priors.coordinate import image_field
+
+    return image_field
+
+
+def _spec(name, algorithm, needs_prior, kind, description, *, iteration_param, applies_to=None, field=None):
     run, params = _make_runner(name, algorithm, needs_prior, kind)
     resumable = "resume_state" in inspect.signature(algorithm).parameters
     return SolverSpec(name, run, algorithm, needs_prior, description, params, resumable,
-                      iteration_param=iteration_param, applies_to=applies_to)
+                      iteration_param=iteration_param, applies_to=applies_to, field=field)
 
 
 SOLVERS: dict[str, SolverSpec] = {
@@ -386,7 +398,8 @@ SOLVERS: dict[str, SolverSpec] = {
         _spec("fbp", fbp, False, "fbp", "filtered back-projection (tomography only)", iteration_param=None,
               applies_to=("ct",)),
         _spec("coordinate", fit_coordinate_network, False, "coordinate",
-              "coordinate network (MLP over an encoding) fitted through the operator", iteration_param="n_steps"),
+              "coordinate network (MLP over an encoding) fitted through the operator", iteration_param="n_steps",
+              field=_image_field),
         _spec("pnp-pgd", pnp_pgd, True, "pgd", "plug-and-play proximal gradient", iteration_param="n_iter"),
         _spec("red", red, True, "red", "regularisation by denoising (gradient form)", iteration_param="n_iter"),
     )
@@ -412,7 +425,8 @@ def _add_blackhole() -> None:
 
     for name, (run, algorithm) in bh.SOLVER_FUNCTIONS.items():
         SOLVERS[name] = SolverSpec(name, run, algorithm, False, bh.DESCRIPTIONS[name], bh.PARAMS[name],
-                                   iteration_param="n_iter", applies_to=bh.APPLIES_TO)
+                                   iteration_param="n_iter", applies_to=bh.APPLIES_TO,
+                                   field=bh.FIELDS.get(name))
 
 
 _add_blackhole()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from recon.blackhole import fit_network, fit_voxels, radius_mask
+from recon.blackhole import EmissionField, fit_network, fit_voxels, radius_mask
 
 from .common import OptionError
 from .defaults import defaults_for
@@ -170,6 +170,8 @@ def run_network(A, y, *, prior=None, sigma=None, weights=None, x0=None, truth=No
 
 #: ``{name: (run, algorithm)}`` for the registry.
 SOLVER_FUNCTIONS = {VOXELS: (run_voxels, fit_voxels), NETWORK: (run_network, fit_network)}
+#: What builds the network a solver fits (``SolverSpec.field``: its arguments are options too).
+FIELDS = {NETWORK: lambda: EmissionField}
 
 __all__ = ["APPLIES_TO", "DESCRIPTIONS", "NETWORK", "PARAMS", "SOLVER_FUNCTIONS", "VOXELS", "run_network",
            "run_voxels"]

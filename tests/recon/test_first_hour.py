@@ -55,6 +55,25 @@ def test_help_options_lists_every_key(capsys):
     assert main(["run", "--solver", "nope", "--help-options"]) == 2
 
 
+@pytest.mark.parametrize("solver", ["coordinate", "blackhole-network"])
+def test_help_options_gives_the_network_defaults(solver, capsys):
+    """The network's own arguments (passed through to its builder) show its signature's defaults."""
+    import inspect
+
+    from recon.solvers import SOLVERS
+
+    spec = SOLVERS[solver]
+    assert main(["run", "--solver", solver, "--help-options"]) == 0
+    text = capsys.readouterr().out
+    shown = 0
+    for name, par in inspect.signature(spec.field()).parameters.items():
+        key = "field_seed" if name == "seed" else name
+        if key in spec.params and key not in inspect.signature(spec.algorithm).parameters:
+            assert f"  {key} = {par.default!r}" in text, key
+            shown += 1
+    assert shown >= 3  # e.g. depth, width and the seed
+
+
 def test_run_prints_budget_and_progress(tmp_path, capsys):
     out = tmp_path / "c.h5"
     assert main(["run", str(DATA / "denoise.h5"), "--solver", "coordinate", "--iterations", "3", "--progress",
