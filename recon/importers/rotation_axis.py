@@ -6,8 +6,11 @@ Two steps (``find_center``):
    images about the axis, ``p_{θ+π}(u) = p_θ(2c − u)`` for detector column ``u``.  The flipped
    ``θ + 180°`` projection ``f(u) = p_{θ+π}(N − 1 − u) = p_θ(u + Δ)`` is ``p_θ`` shifted by
    ``Δ = 2c − (N − 1)``, found by cross-correlating the two profiles' smoothed derivatives (FFT,
-   parabolic sub-pixel peak) and averaged (median) over up to 32 such pairs of the scan.  Without a
-   180° pair it is skipped.
+   parabolic sub-pixel peak), normalised by their energies over the columns they share at each
+   shift (so that an axis far off centre or an object wider than the field of view, whose profiles
+   are mostly unmatched, still registers; shifts sharing under a quarter of the detector are not
+   considered), and averaged (median) over up to 32 such pairs of the scan.  Without a 180° pair
+   it is skipped.
 2. **Vo's Fourier metric** (fine; Vo, Atwood & Drakopoulos, Opt. Express 22, 19078, 2014): for a
    trial axis ``c`` the 0–180° sinogram and its mirror shifted by ``2c − (N − 1)`` are stacked into a
    0–360° sinogram; a consistent one has almost no energy outside the double wedge
@@ -62,7 +65,8 @@ def _parabola_peak(y_m, y_0, y_p) -> float:
     return float(np.clip(0.5 * (y_m - y_p) / den, -0.5, 0.5))
 
 
-def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | None = None):
+def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | None = None,
+                        normalised: bool = True):
     """Coarse axis from projections 180° apart: ``(center or None, number of pairs)``.
 
     Parameters
@@ -73,6 +77,10 @@ def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | No
         Projection angles in radians.
     tol : float, optional
         Largest ``|θ_j − θ_i − π|`` accepted as a pair (default half the median angular step).
+    normalised : bool
+        Normalise the correlation by the profiles' energies over the columns they share (right when
+        most of a profile has no mirror on the detector; wrong when a part of one profile alone, such
+        as one edge, matches a part of the other: :func:`find_center` tries both).
     """
     n, a = sino.shape
     ang = np.asarray(angles, dtype=np.float64)
@@ -92,17 +100,34 @@ def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | No
     # at most 32 pairs spread over the scan: plenty for a median, bounded cost
     pick = np.linspace(0, len(pairs) - 1, min(32, len(pairs))).round().astype(int)
     size = int(2 ** np.ceil(np.log2(2 * n)))
+    ones = np.fft.rfft(np.ones(n), size)
+    overlap = np.fft.irfft(np.conj(ones) * ones, size)  # columns the two profiles share at each shift
+    allowed = overlap > n / 4.0 - 0.5  # an axis within the detector's middle 3/4
     est = []
     for i, j in (pairs[k] for k in pick):
         # correlate smoothed derivatives: a sharp peak, blind to offsets of the background (subtracting
         # the mean instead biases the peak of broad profiles: the zero-padded baseline's overlap varies)
-        p0 = gaussian_filter1d(sino[:, i], 1.0, order=1)
-        f = gaussian_filter1d(sino[::-1, j], 1.0, order=1)
-        corr = np.fft.irfft(np.conj(np.fft.rfft(f, size)) * np.fft.rfft(p0, size), size)
-        k = int(np.argmax(corr))
-        frac = _parabola_peak(corr[k - 1], corr[k], corr[(k + 1) % size])
+        d0 = gaussian_filter1d(sino[:, i], 1.0, order=1)
+        df = gaussian_filter1d(sino[::-1, j], 1.0, order=1)
+        corr = np.fft.irfft(np.conj(np.fft.rfft(df, size)) * np.fft.rfft(d0, size), size)
+        score = corr
+        if normalised:
+            # by the two profiles' energies over the shared columns only: with the axis far off
+            # centre, or an object wider than the field of view, most of each profile has no mirror
+            # on the detector, and the raw correlation then peaks where the unmatched parts overlap
+            e0 = np.fft.irfft(np.conj(ones) * np.fft.rfft(d0 * d0, size), size)
+            ef = np.fft.irfft(np.conj(np.fft.rfft(df * df, size)) * ones, size)
+            score = corr / np.sqrt(np.maximum(e0 * ef, 1e-300))
+        ncc = np.where(allowed, score, -np.inf)
+        k = int(np.argmax(ncc))
+        if not np.isfinite(ncc[k]):
+            continue
+        frac = _parabola_peak(ncc[k - 1], ncc[k], ncc[(k + 1) % size]) \
+            if np.isfinite(ncc[k - 1]) and np.isfinite(ncc[(k + 1) % size]) else 0.0
         shift = (k if k < size // 2 else k - size) + frac  # f(u) = p0(u + shift)
         est.append(0.5 * (shift + n - 1))
+    if not est:
+        return None, len(pairs)
     return float(np.median(est)), len(pairs)
 
 
@@ -189,7 +214,10 @@ def find_center(sino: np.ndarray, angles, *, ratio: float = 0.5, drop: int = 20)
     if sino.ndim != 2 or sino.shape[1] != ang.size:
         raise ValueError(f"sino must be (N, {ang.size}) detector columns x angles, got {sino.shape}")
     n = sino.shape[0]
-    coarse, npairs = mirror_registration(sino, ang)
+    # two registrations (raw and overlap-normalised correlation, each right where the other can fail);
+    # Vo's metric, refined from each, decides
+    starts = [mirror_registration(sino, ang, normalised=flag) for flag in (True, False)]
+    coarse, npairs = starts[0] if starts[0][0] is not None else starts[1]
     half = _half_turn(sino, ang)
     if half is None:
         if coarse is None:
@@ -202,23 +230,31 @@ def find_center(sino: np.ndarray, angles, *, ratio: float = 0.5, drop: int = 20)
         vals = np.array([vo_metric(half, c, mask) for c in cands])
         return cands, vals
 
+    def refine(start: float):
+        """Vo's minimum near ``start``: ``(center, its metric, the last search's centres and values)``."""
+        cands, vals = search(start + np.arange(-2.0, 2.0 + 1e-9, 0.25))
+        k = int(np.argmin(vals))
+        for _ in range(40):  # a minimum on the window's edge: the start was off, follow the slope
+            if 0 < k < len(cands) - 1 or not (0.0 <= cands[k] <= n - 1):
+                break
+            cands, vals = search(cands[k] + np.arange(-2.0, 2.0 + 1e-9, 0.25))
+            k = int(np.argmin(vals))
+        cands, vals = search(float(cands[k]) + np.arange(-0.3, 0.3 + 1e-9, 0.05))
+        k = int(np.argmin(vals))
+        center = float(cands[k])
+        if 0 < k < len(cands) - 1:
+            center += 0.05 * _parabola_peak(vals[k - 1], vals[k], vals[k + 1])
+        return center, float(vals[k]), cands, vals
+
     if coarse is None:
         cands, vals = search(np.arange(n / 4.0, 3.0 * n / 4.0 + 0.25, 0.5))
-        start = float(cands[int(np.argmin(vals))])
+        begin = [float(cands[int(np.argmin(vals))])]
     else:
-        start = coarse
-    cands, vals = search(start + np.arange(-2.0, 2.0 + 1e-9, 0.25))
-    k = int(np.argmin(vals))
-    for _ in range(40):  # a minimum on the window's edge: the coarse value was off, follow the slope
-        if 0 < k < len(cands) - 1 or not (0.0 <= cands[k] <= n - 1):
-            break
-        cands, vals = search(cands[k] + np.arange(-2.0, 2.0 + 1e-9, 0.25))
-        k = int(np.argmin(vals))
-    best = float(cands[k])
-    cands, vals = search(best + np.arange(-0.3, 0.3 + 1e-9, 0.05))
-    k = int(np.argmin(vals))
-    center = float(cands[k])
-    if 0 < k < len(cands) - 1:
-        center += 0.05 * _parabola_peak(vals[k - 1], vals[k], vals[k + 1])
+        begin = [c for c, _ in starts if c is not None]
+        if len(begin) == 2 and abs(begin[0] - begin[1]) < 1.0:
+            begin = begin[:1]
+    start, center, _, cands, vals = min(((b, *refine(b)) for b in begin), key=lambda r: r[2])
+    if coarse is not None:
+        coarse = start  # the registration Vo's metric preferred
     return CenterResult(center, "registration+vo" if coarse is not None else "vo", coarse, npairs,
                         {"centers": cands.tolist(), "values": vals.tolist()})

@@ -47,6 +47,21 @@ def test_axis_found_to_a_quarter_pixel(tmp_path, offset):
     assert m.geometry["center"] == pytest.approx(m.provenance["config"]["center"])
 
 
+@pytest.mark.parametrize("offset", [-45.25, 45.25])
+def test_axis_of_a_360_degree_scan_far_off_centre(tmp_path, offset):
+    """A 360° scan (181 pairs 180° apart) on a narrow detector with the axis 45 px off centre: most of each
+    profile has no mirror on the detector (the raw correlation's median was 26 px off here)."""
+    from recon.importers.rotation_axis import mirror_registration
+
+    n_det = 160
+    scan = write_scan(tmp_path / "s.h5", center=(n_det - 1) / 2 + offset, n_det=n_det, object_size=96,
+                      n_angles=361, arc_deg=360.0, rows=1, seed=5)
+    m = recon.import_scan(scan.path)
+    sino = np.asarray(m.y, dtype=np.float64)[0]
+    assert abs(mirror_registration(sino, np.deg2rad(scan.angles_deg))[0] - scan.center) <= 0.5
+    assert abs(m.provenance["config"]["center"] - scan.center) <= 0.25
+
+
 def test_axis_without_a_180_degree_pair_uses_the_fourier_metric():
     """Angles in [0, 180): no mirror pair, so Vo's metric searches the detector alone."""
     from forward_models.radon import Radon
@@ -282,5 +297,5 @@ def test_fine_search_recovers_from_a_wrong_coarse_axis(monkeypatch):
     ang = np.deg2rad(np.linspace(0.0, 180.0, 121))
     sino = Radon((96, 96), ang, n_detectors=200, center=110.3)(torch.from_numpy(img)[None, None])[0, 0].numpy()
     true_reg = rotation_axis.mirror_registration
-    monkeypatch.setattr(rotation_axis, "mirror_registration", lambda s, a, **k: (true_reg(s, a)[0] + 6.0, 1))
+    monkeypatch.setattr(rotation_axis, "mirror_registration", lambda s, a, **k: (true_reg(s, a, **k)[0] + 6.0, 1))
     assert abs(rotation_axis.find_center(sino, ang).center - 110.3) <= 0.25
