@@ -16,7 +16,10 @@ Preprocessing (:func:`preprocess`, every choice recorded in the provenance)
     detector binning (mean of ``bin_detector`` columns) → dark subtraction (mean of the darks) →
     flat field (``flat="mean"`` or ``"median"`` of the flats; with NXtomo flats both before and after
     the projections, each projection gets the linear interpolation in frame number between the two)
-    → transmission clipped to ``[1e-6, ∞)`` where it is not positive (counted) → ``−log`` → angle
+    → where the transmission is not positive (no photons: a starved ray) half a count,
+    ``0.5 / flat`` (counted) → ``−log`` → dead pixels (flat not above dark, at most 1 % of the
+    detector) linearly interpolated from the live pixels beside them in their row, with weight 0
+    (counted) → angle
     decimation (every ``bin_angles``-th projection) → optional ring removal (each detector column's
     mean over angles minus its median-filtered version is subtracted).
 
@@ -391,12 +394,14 @@ def _remove_rings(sino: np.ndarray, width: int = 9) -> np.ndarray:
 
 @dataclass
 class Preprocessed:
-    """Line integrals ``sino`` (R, C', A') with angles, counts and the record of every choice."""
+    """Line integrals ``sino`` (R, C', A') with angles, counts, the record of every choice and the dead
+    detector pixels ``dead`` (R, C'), whose values are interpolated (not measured)."""
 
     sino: np.ndarray
     theta_deg: np.ndarray
     counts: np.ndarray
     record: dict
+    dead: np.ndarray | None = None
 
 
 def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = None, rings: bool = False,
@@ -442,10 +447,15 @@ def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = Non
     white = np.where(white > 0, white, np.nan)
     counts = data - dark[None]
     trans = counts / white
-    nonpos = ~(trans > 0)  # includes the NaN of dead flat pixels
-    rec["clipped_nonpositive"] = int(nonpos.sum())
-    trans = np.where(nonpos, 1e-6, trans)
-    sino = -np.log(trans)  # (A, R, C)
+    # no photons where some were expected (a starved ray): half a count, not a transmission of ~0
+    # whose -log would be an outlier ray; dead detector pixels (flat not above dark) are handled below
+    starved = ~(trans > 0) & np.isfinite(white)
+    rec["clipped_nonpositive"] = int(starved.sum())
+    trans = np.where(starved, 0.5 / np.where(np.isfinite(white), white, 1.0), trans)
+    sino = -np.log(np.where(np.isfinite(trans), trans, 1.0))  # (A, R, C)
+    if bad_white.any():  # dead pixels: a constant wrong value in one column would be a ring in every image
+        sino = _interpolate_dead_columns(sino, bad_white)
+    rec["dead_pixels_interpolated"] = int(bad_white.sum())
     theta = scan.theta_deg
     if bin_angles > 1:
         sino, counts, theta = sino[::bin_angles], counts[::bin_angles], theta[::bin_angles]
@@ -453,7 +463,24 @@ def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = Non
     counts = np.transpose(np.maximum(counts, 0.0), (1, 2, 0))
     if rings:
         sino = _remove_rings(sino)
-    return Preprocessed(sino, theta, counts, rec)
+    return Preprocessed(sino, theta, counts, rec, bad_white if bad_white.any() else None)
+
+
+def _interpolate_dead_columns(sino: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    """``sino`` (A, R, C) with the pixels ``dead`` (R, C) of every frame replaced by the linear interpolation
+    between the nearest live pixels of their detector row (the nearest one at the row's ends)."""
+    out = sino.copy()
+    cols = np.arange(sino.shape[2])
+    for r in np.flatnonzero(dead.any(axis=1)):
+        live = np.flatnonzero(~dead[r])
+        bad = np.flatnonzero(dead[r])
+        after = np.searchsorted(live, bad)  # index of the first live pixel right of each dead one
+        lc = live[np.clip(after - 1, 0, live.size - 1)]
+        rc = live[np.clip(after, 0, live.size - 1)]
+        lc = np.where(after == 0, rc, lc)  # before the first live pixel: that one
+        w = np.where(rc > lc, (cols[bad] - lc) / np.maximum(rc - lc, 1), 0.0)
+        out[:, r, bad] = (1.0 - w) * sino[:, r, lc] + w * sino[:, r, rc]
+    return out
 
 
 def _estimate_sigma(y: np.ndarray, w: np.ndarray | None) -> float:
@@ -581,6 +608,8 @@ def import_scan(path, *, format: str = "auto", slice: int | None = None, rows=No
     if weights == "counts":
         cnt = np.maximum(pre.counts, 1.0)
         w = np.sqrt(cnt / cnt.mean())
+        if pre.dead is not None:
+            w[pre.dead] = 0.0  # interpolated, not measured
         rec["weights"] = "sqrt(counts / mean counts): weighted least squares, variance ~ 1/counts"
         rec["mean_counts"] = float(cnt.mean())
     else:

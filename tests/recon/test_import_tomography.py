@@ -288,6 +288,44 @@ def test_count_weights_reach_the_solver(dx):
     assert np.linalg.norm(weighted - plain) >= 1e-2 * np.linalg.norm(plain)
 
 
+def test_dead_detector_pixels_are_interpolated_not_a_ring(dx, tmp_path):
+    """A dead column (flat = dark = projections) reads as its neighbours' interpolation with weight 0, so
+    FBP shows no ring (clipped to a transmission of 1e-6 it was a ring of 10x the object's contrast)."""
+    import shutil
+
+    bad = tmp_path / "dead.h5"
+    shutil.copy(dx.path, bad)
+    col = 50
+    with h5py.File(bad, "r+") as f:
+        level = float(np.mean(f["exchange/data_dark"][:, :, col]))
+        for key in ("data", "data_white", "data_dark"):
+            ds = f["exchange"][key]
+            ds[:, :, col] = np.full(ds.shape[:2], level, dtype=ds.dtype)
+    kw = dict(slice=1, center=70.0, scale=1.0)
+    good, dead = recon.import_scan(dx.path, **kw), recon.import_scan(bad, **kw)
+    assert dead.provenance["config"]["dead_pixels_interpolated"] == 1
+    y = np.asarray(dead.y)[0]
+    np.testing.assert_allclose(y[col], 0.5 * (y[col - 1] + y[col + 1]), rtol=1e-6)
+    assert np.all(np.asarray(dead.weights)[0, col] == 0)
+    fg = recon.reconstruct(good, solver="fbp").x
+    fd = recon.reconstruct(dead, solver="fbp").x
+    assert np.linalg.norm(fd - fg) <= 0.05 * np.linalg.norm(fg)
+
+
+def test_starved_rays_get_half_a_count():
+    """A projection pixel with no photons above the dark reads as half a count, -log(0.5 / flat)."""
+    from recon.importers.tomography import RawScan, preprocess
+
+    data = np.full((3, 1, 4), 1100.0)
+    data[1, 0, 2] = 90.0  # below the dark: no photons
+    scan = RawScan(data, np.full((2, 1, 4), 1100.0), np.full((2, 1, 4), 100.0), np.array([0.0, 60.0, 120.0]),
+                   None, (0, 1), 1, None, None, "dxchange")
+    pre = preprocess(scan)
+    assert pre.record["clipped_nonpositive"] == 1
+    assert pre.sino[0, 2, 1] == pytest.approx(-np.log(0.5 / 1000.0))
+    assert np.allclose(np.delete(pre.sino.ravel(), 2 * 3 + 1), 0.0)
+
+
 def test_fine_search_recovers_from_a_wrong_coarse_axis(monkeypatch):
     """Vo's search follows its metric out of the +-2 px window when the registration is 6 px off."""
     from forward_models.radon import Radon
