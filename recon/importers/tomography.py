@@ -3,7 +3,8 @@
 Layouts (detected from the content, :func:`sniff_dxchange` / :func:`sniff_nxtomo`)
     * **Data Exchange** (APS, tomopy): ``/exchange/data`` (A, R, C) projections, ``data_white``
       (flats), ``data_dark`` (darks), ``/exchange/theta`` in degrees (a ``units`` attribute, if any,
-      must say degrees or radians); pixel size from ``/measurement/instrument/detector/pixel_size_x``
+      must say degrees or radians; without one, values spanning 0.9π to 2π are read as radians, with
+      a note: in degrees that would be no tomographic scan); pixel size from ``/measurement/instrument/detector/pixel_size_x``
       when present.
     * **NeXus NXtomo**: an ``NXentry`` whose ``definition`` is ``NXtomo``;
       ``instrument/detector/data`` (frames, R, C) with ``image_key`` 0/1/2 = projection/flat/dark,
@@ -285,7 +286,15 @@ def _read_dxchange(f, path, slice_, rows) -> RawScan:
     if theta.size != data_ds.shape[0]:
         raise _err(path, f"/exchange/theta has {theta.size} angles but /exchange/data has {data_ds.shape[0]} "
                          "projections")
-    theta = _angles_deg(theta, _units(theta_ds), path, "/exchange/theta", default="degrees")
+    units = _units(theta_ds)
+    notes = {}
+    if units is None and theta.size >= 10 and np.ptp(theta) <= 2 * np.pi + 1e-6 and np.ptp(theta) >= 0.9 * np.pi:
+        # no units, and as degrees a scan of 3-6 degrees (no tomography), as radians a half or whole turn:
+        # written in radians (Data Exchange's default is degrees)
+        units = "rad"
+        notes["theta_units"] = (f"/exchange/theta has no units attribute and spans {np.ptp(theta):.4g}: read as "
+                                "radians (in degrees it would not be a tomographic scan)")
+    theta = _angles_deg(theta, units, path, "/exchange/theta", default="degrees")
     rr = _row_range(n_rows, slice_, rows, path)
     if white.shape[0] == 0:
         raise _err(path, "no flat-field images (/exchange/data_white has 0 frames)")
@@ -295,7 +304,7 @@ def _read_dxchange(f, path, slice_, rows) -> RawScan:
     dist = _length_m(f, "measurement/instrument/detector_motor_stack/setup_z", path, "distance") \
         if "measurement/instrument/detector_motor_stack/setup_z" in f else None
     return RawScan(_frames(data_ds, rr, path, "/exchange/data"), _frames(white, rr, path, "/exchange/data_white"),
-                   darks, theta, None, rr, n_rows, px, dist, "dxchange")
+                   darks, theta, None, rr, n_rows, px, dist, "dxchange", notes)
 
 
 def _read_nxtomo(f, path, slice_, rows) -> RawScan:
@@ -587,6 +596,9 @@ def import_scan(path, *, format: str = "auto", slice: int | None = None, rows=No
     how = f"found by {rec['center_method']}" if center_opt == "auto" else "given"
     rec["summary"] = (f"rotation axis at detector column {rec['center_unbinned']:.2f}"
                       + (f" (binned: {c:.2f})" if k > 1 else "") + f", {how}")
+    if "theta_units" in scan.notes:
+        rec["theta_units"] = scan.notes["theta_units"]
+        rec["summary"] += f"; note: {scan.notes['theta_units']}"
     if not (0 <= c <= n_det - 1):
         raise ValueError(f"--center {rec['center_unbinned']:g} is outside the detector (0..{n_det * k - 1})")
     det_size = None if scan.pixel_size_m is None else scan.pixel_size_m * k

@@ -312,6 +312,24 @@ def test_dead_detector_pixels_are_interpolated_not_a_ring(dx, tmp_path):
     assert np.linalg.norm(fd - fg) <= 0.05 * np.linalg.norm(fg)
 
 
+def test_dxchange_angles_without_units_spanning_a_half_turn_are_radians(dx, tmp_path):
+    """Data Exchange's default unit is degrees, but a theta of 0..π without units is no 3° scan: radians,
+    said in the summary; the import equals that of the file in degrees."""
+    import shutil
+
+    rad = tmp_path / "rad.h5"
+    shutil.copy(dx.path, rad)
+    with h5py.File(rad, "r+") as f:
+        deg = f["exchange/theta"][()]
+        del f["exchange/theta"]
+        f["exchange/theta"] = np.deg2rad(deg)  # no units attribute
+    kw = dict(slice=1, center=70.0)
+    a, b = recon.import_scan(dx.path, **kw), recon.import_scan(rad, **kw)
+    np.testing.assert_allclose(b.geometry["angles"], a.geometry["angles"], rtol=1e-12)
+    np.testing.assert_allclose(b.y, a.y, rtol=1e-6)
+    assert "radians" in b.provenance["config"]["summary"] and "theta_units" not in a.provenance["config"]
+
+
 def test_starved_rays_get_half_a_count():
     """A projection pixel with no photons above the dark reads as half a count, -log(0.5 / flat)."""
     from recon.importers.tomography import RawScan, preprocess
