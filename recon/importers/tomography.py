@@ -257,6 +257,15 @@ def _frames(ds, rows, path, what, index=None) -> np.ndarray:
     if not (np.issubdtype(ds.dtype, np.integer) or np.issubdtype(ds.dtype, np.floating)):
         raise _err(path, f"{what} has non-numeric dtype {ds.dtype}")
     a, b = rows
+    from recon.io.limits import MAX_ELEMENTS_ENV, max_elements
+
+    frames = ds.shape[0] if index is None else int(np.size(index))
+    size, limit = frames * (b - a) * ds.shape[2], max_elements()
+    if size > limit:  # checked before reading: a whole volume does not fit in memory
+        fit = max(limit // max(frames * ds.shape[2], 1), 1)
+        raise _err(path, f"{what}: {b - a} rows x {frames} frames x {ds.shape[2]} columns = {size:,} values, over "
+                         f"the limit of {limit:,} ({MAX_ELEMENTS_ENV}); import at most {fit} row{'s' * (fit != 1)} "
+                         "at a time (--rows A:B)")
     try:
         arr = ds[:, a:b, :] if index is None else ds[index, a:b, :]
     except (OSError, ValueError) as e:

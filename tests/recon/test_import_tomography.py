@@ -330,6 +330,16 @@ def test_dxchange_angles_without_units_spanning_a_half_turn_are_radians(dx, tmp_
     assert "radians" in b.provenance["config"]["summary"] and "theta_units" not in a.provenance["config"]
 
 
+def test_too_many_rows_are_refused_before_reading(dx, tmp_path, monkeypatch, capsys):
+    """Rows whose projections exceed the element limit: exit 2, one line saying how many rows fit, no output."""
+    monkeypatch.setenv("RECON_MAX_ELEMENTS", "20000")  # 91 angles x 128 columns: one row is 11,648 values
+    out = tmp_path / "m.h5"
+    assert main(["import", dx.path, "--rows", "0:3", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "at most 1 row at a time" in err[0] and "--rows" in err[0] and not out.exists()
+    assert recon.import_scan(dx.path, slice=1, center=70.0).y.shape[0] == 1  # one row fits
+
+
 def test_starved_rays_get_half_a_count():
     """A projection pixel with no photons above the dark reads as half a count, -log(0.5 / flat)."""
     from recon.importers.tomography import RawScan, preprocess
