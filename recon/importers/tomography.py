@@ -469,6 +469,7 @@ def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = Non
     # whose -log would be an outlier ray; dead detector pixels (flat not above dark) are handled below
     starved = ~(trans > 0) & np.isfinite(white)
     rec["clipped_nonpositive"] = int(starved.sum())
+    rec["starved_fraction"] = float(starved.mean())
     trans = np.where(starved, 0.5 / np.where(np.isfinite(white), white, 1.0), trans)
     sino = -np.log(np.where(np.isfinite(trans), trans, 1.0))  # (A, R, C)
     if bad_white.any():  # dead pixels: a constant wrong value in one column would be a ring in every image
@@ -605,6 +606,10 @@ def import_scan(path, *, format: str = "auto", slice: int | None = None, rows=No
     how = f"found by {rec['center_method']}" if center_opt == "auto" else "given"
     rec["summary"] = (f"rotation axis at detector column {rec['center_unbinned']:.2f}"
                       + (f" (binned: {c:.2f})" if k > 1 else "") + f", {how}")
+    starved = rec["starved_fraction"]
+    if starved > 0.01:
+        rec["summary"] += (f"; warning: {100 * starved:.1f}% of the rays had no photons above the dark (the object "
+                           "is too opaque for this beam: the axis and any reconstruction are unreliable there)")
     if "theta_units" in scan.notes:
         rec["theta_units"] = scan.notes["theta_units"]
         rec["summary"] += f"; note: {scan.notes['theta_units']}"

@@ -354,6 +354,17 @@ def test_starved_rays_get_half_a_count():
     assert np.allclose(np.delete(pre.sino.ravel(), 2 * 3 + 1), 0.0)
 
 
+def test_an_opaque_object_is_warned_about(tmp_path):
+    """Most rays starved (mu far too high for the beam): the import says so in its summary."""
+    scan = write_scan(tmp_path / "opaque.h5", center=40.0, n_det=80, object_size=64, n_angles=31, rows=1, mu=1.0)
+    m = recon.import_scan(scan.path, center=40.0)
+    cfg = m.provenance["config"]
+    assert cfg["starved_fraction"] > 0.01 and "too opaque" in cfg["summary"]
+    assert "too opaque" not in recon.import_scan(write_scan(tmp_path / "ok.h5", center=40.0, n_det=80, object_size=64,
+                                                            n_angles=31, rows=1).path, center=40.0).provenance[
+        "config"]["summary"]
+
+
 def test_fine_search_recovers_from_a_wrong_coarse_axis(monkeypatch):
     """Vo's search follows its metric out of the +-2 px window when the registration is 6 px off."""
     from forward_models.radon import Radon
