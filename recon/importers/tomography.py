@@ -4,8 +4,8 @@ Layouts (detected from the content, :func:`sniff_dxchange` / :func:`sniff_nxtomo
     * **Data Exchange** (APS, tomopy): ``/exchange/data`` (A, R, C) projections, ``data_white``
       (flats), ``data_dark`` (darks), ``/exchange/theta`` in degrees (a ``units`` attribute, if any,
       must say degrees or radians; without one, values spanning 0.9π to 2π are read as radians, with
-      a note: in degrees that would be no tomographic scan); pixel size from ``/measurement/instrument/detector/pixel_size_x``
-      when present.
+      a note: in degrees that would be no tomographic scan); pixel size from
+      ``/measurement/instrument/detector/pixel_size_x`` when present.
     * **NeXus NXtomo**: an ``NXentry`` whose ``definition`` is ``NXtomo``;
       ``instrument/detector/data`` (frames, R, C) with ``image_key`` 0/1/2 = projection/flat/dark,
       ``sample/rotation_angle`` (``units`` degree(s)/deg/rad/radian(s), required), detector
