@@ -65,6 +65,58 @@ def _parabola_peak(y_m, y_0, y_p) -> float:
     return float(np.clip(0.5 * (y_m - y_p) / den, -0.5, 0.5))
 
 
+def _peak_center(score: np.ndarray, allowed: np.ndarray, n: int) -> float:
+    """The axis from a circular correlation ``score`` over shifts (its peak among ``allowed``, sub-pixel)."""
+    size = score.size
+    s = np.where(allowed, score, -np.inf)
+    k = int(np.argmax(s))
+    lo, hi = s[k - 1], s[(k + 1) % size]
+    frac = _parabola_peak(lo, s[k], hi) if np.isfinite(lo) and np.isfinite(hi) else 0.0
+    shift = (k if k < size // 2 else k - size) + frac  # flipped(u) = p0(u + shift)
+    return 0.5 * (shift + n - 1)
+
+
+def _registrations(sino: np.ndarray, angles: np.ndarray, tol: float | None):
+    """``((raw, normalised), pairs)``: the median axis over up to 32 pairs 180° apart by the raw and by the
+    overlap-normalised correlation (see :func:`mirror_registration`); ``((None, None), 0)`` without pairs."""
+    n, a = sino.shape
+    ang = np.asarray(angles, dtype=np.float64)
+    if tol is None:
+        steps = np.diff(np.sort(ang))
+        tol = 0.5 * float(np.median(steps)) if steps.size else 1e-6
+    pairs = []
+    for i in range(a):
+        d = np.abs(ang - ang[i] - np.pi)
+        j = int(np.argmin(d))
+        if d[j] <= tol:
+            pairs.append((i, j))
+    if not pairs:
+        return (None, None), 0
+    from scipy.ndimage import gaussian_filter1d
+
+    # at most 32 pairs spread over the scan: plenty for a median, bounded cost
+    pick = np.linspace(0, len(pairs) - 1, min(32, len(pairs))).round().astype(int)
+    size = int(2 ** np.ceil(np.log2(2 * n)))
+    ones = np.fft.rfft(np.ones(n), size)
+    overlap = np.fft.irfft(np.conj(ones) * ones, size)  # columns the two profiles share at each shift
+    allowed = overlap > n / 4.0 - 0.5  # an axis within the detector's middle 3/4
+    raw, normalised = [], []
+    for i, j in (pairs[k] for k in pick):
+        # correlate smoothed derivatives: a sharp peak, blind to offsets of the background (subtracting
+        # the mean instead biases the peak of broad profiles: the zero-padded baseline's overlap varies)
+        d0 = gaussian_filter1d(sino[:, i], 1.0, order=1)
+        df = gaussian_filter1d(sino[::-1, j], 1.0, order=1)
+        corr = np.fft.irfft(np.conj(np.fft.rfft(df, size)) * np.fft.rfft(d0, size), size)
+        raw.append(_peak_center(corr, allowed, n))
+        # normalised by the two profiles' energies over the shared columns only: with the axis far off
+        # centre, or an object wider than the field of view, most of each profile has no mirror on
+        # the detector, and the raw correlation then peaks where the unmatched parts overlap
+        e0 = np.fft.irfft(np.conj(ones) * np.fft.rfft(d0 * d0, size), size)
+        ef = np.fft.irfft(np.conj(np.fft.rfft(df * df, size)) * ones, size)
+        normalised.append(_peak_center(corr / np.sqrt(np.maximum(e0 * ef, 1e-300)), allowed, n))
+    return (float(np.median(raw)), float(np.median(normalised))), len(pairs)
+
+
 def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | None = None,
                         normalised: bool = True):
     """Coarse axis from projections 180° apart: ``(center or None, number of pairs)``.
@@ -82,53 +134,8 @@ def mirror_registration(sino: np.ndarray, angles: np.ndarray, *, tol: float | No
         most of a profile has no mirror on the detector; wrong when a part of one profile alone, such
         as one edge, matches a part of the other: :func:`find_center` tries both).
     """
-    n, a = sino.shape
-    ang = np.asarray(angles, dtype=np.float64)
-    if tol is None:
-        steps = np.diff(np.sort(ang))
-        tol = 0.5 * float(np.median(steps)) if steps.size else 1e-6
-    pairs = []
-    for i in range(a):
-        d = np.abs(ang - ang[i] - np.pi)
-        j = int(np.argmin(d))
-        if d[j] <= tol:
-            pairs.append((i, j))
-    if not pairs:
-        return None, 0
-    from scipy.ndimage import gaussian_filter1d
-
-    # at most 32 pairs spread over the scan: plenty for a median, bounded cost
-    pick = np.linspace(0, len(pairs) - 1, min(32, len(pairs))).round().astype(int)
-    size = int(2 ** np.ceil(np.log2(2 * n)))
-    ones = np.fft.rfft(np.ones(n), size)
-    overlap = np.fft.irfft(np.conj(ones) * ones, size)  # columns the two profiles share at each shift
-    allowed = overlap > n / 4.0 - 0.5  # an axis within the detector's middle 3/4
-    est = []
-    for i, j in (pairs[k] for k in pick):
-        # correlate smoothed derivatives: a sharp peak, blind to offsets of the background (subtracting
-        # the mean instead biases the peak of broad profiles: the zero-padded baseline's overlap varies)
-        d0 = gaussian_filter1d(sino[:, i], 1.0, order=1)
-        df = gaussian_filter1d(sino[::-1, j], 1.0, order=1)
-        corr = np.fft.irfft(np.conj(np.fft.rfft(df, size)) * np.fft.rfft(d0, size), size)
-        score = corr
-        if normalised:
-            # by the two profiles' energies over the shared columns only: with the axis far off
-            # centre, or an object wider than the field of view, most of each profile has no mirror
-            # on the detector, and the raw correlation then peaks where the unmatched parts overlap
-            e0 = np.fft.irfft(np.conj(ones) * np.fft.rfft(d0 * d0, size), size)
-            ef = np.fft.irfft(np.conj(np.fft.rfft(df * df, size)) * ones, size)
-            score = corr / np.sqrt(np.maximum(e0 * ef, 1e-300))
-        ncc = np.where(allowed, score, -np.inf)
-        k = int(np.argmax(ncc))
-        if not np.isfinite(ncc[k]):
-            continue
-        frac = _parabola_peak(ncc[k - 1], ncc[k], ncc[(k + 1) % size]) \
-            if np.isfinite(ncc[k - 1]) and np.isfinite(ncc[(k + 1) % size]) else 0.0
-        shift = (k if k < size // 2 else k - size) + frac  # f(u) = p0(u + shift)
-        est.append(0.5 * (shift + n - 1))
-    if not est:
-        return None, len(pairs)
-    return float(np.median(est)), len(pairs)
+    (raw, norm), npairs = _registrations(sino, angles, tol)
+    return (norm if normalised else raw), npairs
 
 
 def _vo_mask(nrow: int, ncol: int, radius: float, drop: int) -> np.ndarray:
@@ -216,8 +223,7 @@ def find_center(sino: np.ndarray, angles, *, ratio: float = 0.5, drop: int = 20)
     n = sino.shape[0]
     # two registrations (raw and overlap-normalised correlation, each right where the other can fail);
     # Vo's metric, refined from each, decides
-    starts = [mirror_registration(sino, ang, normalised=flag) for flag in (True, False)]
-    coarse, npairs = starts[0] if starts[0][0] is not None else starts[1]
+    (raw, coarse), npairs = _registrations(sino, ang, None)
     half = _half_turn(sino, ang)
     if half is None:
         if coarse is None:
@@ -250,9 +256,7 @@ def find_center(sino: np.ndarray, angles, *, ratio: float = 0.5, drop: int = 20)
         cands, vals = search(np.arange(n / 4.0, 3.0 * n / 4.0 + 0.25, 0.5))
         begin = [float(cands[int(np.argmin(vals))])]
     else:
-        begin = [c for c, _ in starts if c is not None]
-        if len(begin) == 2 and abs(begin[0] - begin[1]) < 1.0:
-            begin = begin[:1]
+        begin = [coarse] if abs(raw - coarse) < 1.0 else [coarse, raw]
     start, center, _, cands, vals = min(((b, *refine(b)) for b in begin), key=lambda r: r[2])
     if coarse is not None:
         coarse = start  # the registration Vo's metric preferred

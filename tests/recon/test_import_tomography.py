@@ -373,6 +373,7 @@ def test_fine_search_recovers_from_a_wrong_coarse_axis(monkeypatch):
     img = skt.resize(np.pad(np.ones((20, 30)), 20), (96, 96))
     ang = np.deg2rad(np.linspace(0.0, 180.0, 121))
     sino = Radon((96, 96), ang, n_detectors=200, center=110.3)(torch.from_numpy(img)[None, None])[0, 0].numpy()
-    true_reg = rotation_axis.mirror_registration
-    monkeypatch.setattr(rotation_axis, "mirror_registration", lambda s, a, **k: (true_reg(s, a, **k)[0] + 6.0, 1))
+    true_reg = rotation_axis._registrations
+    monkeypatch.setattr(rotation_axis, "_registrations",
+                        lambda s, a, tol: (tuple(c + 6.0 for c in true_reg(s, a, tol)[0]), 1))
     assert abs(rotation_axis.find_center(sino, ang).center - 110.3) <= 0.25
