@@ -462,16 +462,17 @@ def preprocess(scan: RawScan, *, flat: str = "mean", zingers: float | None = Non
     if frac > 0.01:
         raise _err(path, f"flat field minus dark is zero or negative at {100 * frac:.1f}% of the pixels "
                          "(flats not above the darks)")
-    white = np.where(white > 0, white, np.nan)
+    live = white > 0  # dead pixels (flat not above dark) are interpolated below
+    white = np.where(live, white, 1.0)
     counts = data - dark[None]
     trans = counts / white
     # no photons where some were expected (a starved ray): half a count, not a transmission of ~0
-    # whose -log would be an outlier ray; dead detector pixels (flat not above dark) are handled below
-    starved = ~(trans > 0) & np.isfinite(white)
+    # whose -log would be an outlier ray
+    starved = ~(trans > 0) & live
     rec["clipped_nonpositive"] = int(starved.sum())
     rec["starved_fraction"] = float(starved.mean())
-    trans = np.where(starved, 0.5 / np.where(np.isfinite(white), white, 1.0), trans)
-    sino = -np.log(np.where(np.isfinite(trans), trans, 1.0))  # (A, R, C)
+    trans = np.where(starved, 0.5 / white, np.where(live, trans, 1.0))
+    sino = -np.log(trans)  # (A, R, C)
     if bad_white.any():  # dead pixels: a constant wrong value in one column would be a ring in every image
         sino = _interpolate_dead_columns(sino, bad_white)
     rec["dead_pixels_interpolated"] = int(bad_white.sum())
