@@ -5,7 +5,7 @@ Writes a simulated Data Exchange scan (``recon.simulate_tomography.write_scan``:
 centre, flats, darks, Poisson counts; an object of 83 % of the detector whose largest line integral is
 about 2.3), then runs, each as its own process, ``recon import`` (axis found automatically) and
 ``recon run`` with every ``--solvers`` entry (``fbp``; ``tv`` and ``pnp-admm`` for ``--iterations``
-iterations).  For each command: wall time and the child's peak RSS (``getrusage``); for the import, the
+iterations).  For each command: wall time and its process's peak RSS (``os.wait4``); for the import, the
 axis found against the truth.
 
 Usage::
@@ -17,7 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,17 +28,18 @@ SOLVER_ARGS = {"fbp": ["--solver", "fbp"], "tv": ["--solver", "tv", "--prior", "
                "pnp-admm": ["--solver", "pnp-admm", "--prior", "drunet-ct"]}
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS of the child in GB, its stdout) of one command (a list: no shell)."""
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS of that process in GB) of one command (a list: no shell)."""
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with proc.stderr:
+        err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage (ru_maxrss in kB on Linux)
     wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    # ru_maxrss of the children is the largest of those waited for so far (kB on Linux): each command
-    # runs after the smaller set-up ones, so it is this command's peak unless an earlier one was larger
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return wall, peak, done.stdout
+    code = proc.returncode = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}): {err.strip()[-400:]}")
+    return wall, usage.ru_maxrss / 2**20
 
 
 def main(argv=None) -> int:
@@ -62,14 +63,14 @@ def main(argv=None) -> int:
     print(f"scan: {a.n_det} columns x {a.angles} angles, object {obj} px, axis {scan.center:.2f} "
           f"(written in {time.perf_counter() - t0:.1f} s) in {out}")
     exe = [sys.executable, "-m", "recon.cli"]
-    wall, peak, text = _timed([*exe, "import", str(out / "scan.h5"), "-o", str(out / "meas.h5")])
+    wall, peak = _timed([*exe, "import", str(out / "scan.h5"), "-o", str(out / "meas.h5")])
     from recon.io import read_measurement
 
     found = read_measurement(out / "meas.h5").geometry["center"]
     print(f"recon import: {wall:.1f} s, peak RSS {peak:.2f} GB; axis {found:.2f} (error {found - scan.center:+.2f})")
     for solver in a.solvers:
         extra = [] if solver == "fbp" else ["--iterations", str(a.iterations)]
-        wall, peak, _ = _timed([*exe, "run", str(out / "meas.h5"), *SOLVER_ARGS[solver], *extra,
+        wall, peak = _timed([*exe, "run", str(out / "meas.h5"), *SOLVER_ARGS[solver], *extra,
                                 "-o", str(out / f"{solver}.h5")])
         what = "" if solver == "fbp" else f" ({a.iterations} iterations)"
         print(f"recon run --solver {solver}{what}: {wall:.1f} s, peak RSS {peak:.2f} GB")
